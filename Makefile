@@ -1,0 +1,43 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test demo-assets venv clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+venv: $(STAMP)
+
+# The demo model and its held-out results are committed; this rebuilds them only when missing.
+checkpoints/default/bundle.json: | $(STAMP)
+	$(VENV)/bin/echocmr demo-assets --out checkpoints/default
+
+demo-assets: $(STAMP)
+	$(VENV)/bin/echocmr demo-assets --out checkpoints/default --force
+
+run: $(STAMP) checkpoints/default/bundle.json
+	$(VENV)/bin/streamlit run dashboard/Home.py
+
+test: $(TEST_STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py
+	$(PY) bench/bootstrap.py
+	$(PY) bench/predict_cpu.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

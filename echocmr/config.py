@@ -1,0 +1,189 @@
+"""Typed configuration shared by the CLI, training and the dashboard.
+
+Nothing is read at import time: ``data_home()`` consults ``ECHOCMR_HOME`` when called.
+Every config is a dataclass that round-trips through JSON (``to_dict`` / ``from_dict``), which
+is how run directories and checkpoints describe themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+from .targets import MODEL_VIEWS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def data_home() -> Path:
+    """Folder for generated cohorts, caches and training runs (``$ECHOCMR_HOME`` or ./data)."""
+    home = os.environ.get("ECHOCMR_HOME")
+    return Path(home).expanduser() if home else REPO_ROOT / "data"
+
+
+def default_bundle_dir() -> Path:
+    """The shipped default model bundle (``$ECHOCMR_MODEL`` overrides)."""
+    override = os.environ.get("ECHOCMR_MODEL")
+    return Path(override).expanduser() if override else REPO_ROOT / "checkpoints" / "default"
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Build a (possibly nested) dataclass from a dict, rejecting unknown keys."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        ftype = fields[name].type
+        nested = _dataclass_type(ftype)
+        if nested is not None and isinstance(value, dict):
+            value = from_dict(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _dataclass_type(annotation: Any) -> type | None:
+    if isinstance(annotation, str):
+        annotation = _CONFIG_TYPES.get(annotation)
+    return annotation if dataclasses.is_dataclass(annotation) else None
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The synthetic paired echo–CMR cohort (``echocmr synth``)."""
+
+    n_patients: int = 300
+    seed: int = 0
+    # 0: T1/T2/ECV never touch the pixels (the paper's finding); >0: myocardial texture shifts.
+    tissue_signal: float = 0.0
+    native_size: tuple[int, int] = (480, 640)  # rows, cols of the written DICOM frames
+    beats: float = 2.2  # cardiac cycles per clip (at least two)
+    other_view_fraction: float = 0.5  # chance a study also has a PSAX / A3C clip
+    echonet_layout: bool = False  # also write Videos/*.avi + FileList.csv
+    workers: int = 0  # 0: one per CPU core
+
+    @staticmethod
+    def small(seed: int = 0) -> "SynthConfig":
+        """A few patients with small frames: for tests (a few seconds)."""
+        return SynthConfig(n_patients=8, seed=seed, native_size=(240, 320), beats=2.0)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Bounds checked *before* any pixel data is decoded."""
+
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_rows: int = 2048
+    max_cols: int = 2048
+    max_frames: int = 2000
+    max_decoded_bytes: int = 2 * 1024**3  # rows * cols * frames * samples * bytes per sample
+    max_zip_entries: int = 2000
+    max_zip_total_bytes: int = 2 * 1024**3
+    max_zip_ratio: float = 200.0
+    clip_size: int = 112
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How CMR reports become labels (PAPER.md thresholds by default)."""
+
+    pairing_window_days: int = 30
+    t1_abnormal_ms: float = 1060.0
+    t2_abnormal_ms: float = 58.0
+    ecv_abnormal_pct: float = 33.0
+    # A wall-motion score at or above this counts as abnormal (1 = hypokinetic).
+    wma_min_score: int = 1
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``echocmr prepare``: pair echo studies with CMRs, label, split, cache clips."""
+
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    use_known_views: bool = False
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A per-view multi-task video model."""
+
+    arch: str = "r2plus1d_18"  # or "compact"
+    width: int = 64  # stem channels for "compact"; r2plus1d_18 ignores it
+    n_frames: int = 32
+    period: int = 2
+    pretrained_path: str = ""  # optional local weights file; nothing is ever downloaded
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``echocmr train``; presets below. The paper's recipe is ``PRESETS["paper"]``."""
+
+    preset: str = "paper"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    views: tuple[str, ...] = MODEL_VIEWS
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 10
+    epochs: int = 50
+    patience: int = 10
+    num_workers: int = 4
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    bf16: bool = True  # autocast on GPU only
+    seed: int = 0
+    max_train_clips: int = 0  # 0: all (used for learning curves and tiny test runs)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation statistics."""
+
+    n_bootstrap: int = 10_000
+    ci_level: float = 0.95
+    seed: int = 0
+    resample_unit: str = "patient"  # "patient" or "study"
+    tta_clips: int = 4  # clips per video averaged at test time
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(),
+    "cpu-demo": TrainConfig(
+        preset="cpu-demo",
+        model=ModelConfig(arch="compact", width=16, n_frames=16, period=2),
+        lr=1e-3,
+        batch_size=8,
+        epochs=12,
+        patience=4,
+        num_workers=0,
+        device="cpu",
+        bf16=False,
+    ),
+}
+
+_CONFIG_TYPES = {
+    cls.__name__: cls
+    for cls in (SynthConfig, IngestLimits, LabelConfig, PrepareConfig, ModelConfig, TrainConfig, EvalConfig)
+}
+
+
+def preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

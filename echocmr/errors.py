@@ -1,0 +1,36 @@
+"""The project's exception types.
+
+Messages must never carry patient information: they describe *what* is wrong with an input
+(sizes, tags, syntaxes), never the input's name or contents.
+"""
+
+
+class EchoCMRError(Exception):
+    """Base class for every error the project raises on purpose."""
+
+
+class InputError(EchoCMRError):
+    """An input file (DICOM, video, image, archive) was rejected.
+
+    ``code`` is a short stable identifier (e.g. ``"not_dicom"``, ``"too_large"``) that tests and
+    the dashboard can rely on; the message is for humans.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+    def __str__(self) -> str:  # "[code] message" reads well in CLI output and logs
+        return f"[{self.code}] {self.args[0]}"
+
+
+class CheckpointError(EchoCMRError):
+    """A checkpoint or model bundle is missing, malformed, tampered with or incompatible."""
+
+
+class ConfigError(EchoCMRError):
+    """A configuration value is invalid."""
+
+
+class TrainingDiverged(EchoCMRError):
+    """The loss became non-finite; the run stops and ``best`` is left untouched."""
