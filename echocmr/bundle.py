@@ -1,0 +1,169 @@
+"""Model bundles: the per-view models, view classifier, fusion and held-out results as one folder.
+
+A bundle is what the dashboard and ``echocmr predict`` run on. ``checkpoints/default`` is the
+shipped one; ``build_bundle`` makes one from any training run and its evaluation. Layout in
+docs/ARCHITECTURE.md. Everything is JSON or safetensors: a bundle from elsewhere is loaded
+without executing anything it contains.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_json
+from .config import REPO_ROOT, data_home, default_bundle_dir
+from .errors import CheckpointError
+from .targets import MODEL_VIEWS
+
+BUNDLE_FILE = "bundle.json"
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file of a bundle, with a size cap and errors that name only the part."""
+    if not path.exists():
+        raise CheckpointError(f"{what} is missing ({path.name})")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{what} is larger than {MAX_JSON_BYTES // 2**20} MiB")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: models on CPU in eval mode, fusion coefficients, operating points."""
+
+    path: Path
+    meta: dict
+    view_models: dict  # view -> inference.LoadedModel
+    view_classifier: Any  # inference.LoadedModel
+    fusion: Any  # fusion.FusionModel
+    operating_points: dict = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.meta.get("synthetic", False))
+
+    @property
+    def results_dir(self) -> Path:
+        return self.path / self.meta.get("results", "results")
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Load every model of a bundle (CPU). ``path`` is a string so callers can cache by it."""
+    from .fusion import FusionModel
+    from .inference import load_view_classifier, load_view_model
+
+    root = Path(path)
+    meta = read_json(root / BUNDLE_FILE, "bundle description")
+    views = meta.get("views", {})
+    if not views:
+        raise CheckpointError("bundle description lists no view models")
+    view_models = {view: load_view_model(root / stem) for view, stem in views.items()}
+    classifier = load_view_classifier(root / meta["view_classifier"])
+    fusion = FusionModel.from_json(read_json(root / meta.get("fusion", "fusion.json"), "fusion model"))
+    results = root / meta.get("results", "results")
+    operating = read_json(results / "operating_points.json", "operating points") \
+        if (results / "operating_points.json").exists() else {}
+    return ModelBundle(root, meta, view_models, classifier, fusion, operating)
+
+
+def describe_bundle(path: str | Path) -> dict:
+    """Cheap description for pages (no torch): bundle.json + headline global AUROCs."""
+    root = Path(path)
+    meta = read_json(root / BUNDLE_FILE, "bundle description")
+    metrics_path = root / meta.get("results", "results") / "metrics.json"
+    headline = []
+    if metrics_path.exists():
+        headline = [m for m in read_json(metrics_path, "held-out metrics")
+                    if m.get("view") == "global" and m.get("metric") == "auroc"]
+    return {**meta, "path": str(root), "headline": headline}
+
+
+def active_bundle_dir() -> Path:
+    """The bundle the app uses: ``$ECHOCMR_HOME/active_model.json`` if set, else the default."""
+    pointer = data_home() / "active_model.json"
+    if pointer.exists():
+        try:
+            target = Path(json.loads(pointer.read_text())["bundle"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            target = None
+        if target is not None and (target / BUNDLE_FILE).exists():
+            return target
+    return default_bundle_dir()
+
+
+def set_active_bundle(path: str | Path | None) -> None:
+    """Point the app at a bundle; ``None`` goes back to the shipped default."""
+    pointer = data_home() / "active_model.json"
+    if path is None:
+        pointer.unlink(missing_ok=True)
+        return
+    if not (Path(path) / BUNDLE_FILE).exists():
+        raise CheckpointError("that folder is not a model bundle (no bundle.json)")
+    atomic_write_json(pointer, {"bundle": str(Path(path).resolve())})
+
+
+def build_bundle(run_dir: Path, results_dir: Path, out_dir: Path, *, name: str | None = None,
+                 description: str = "", data_summary: dict | None = None) -> Path:
+    """Assemble a bundle from a training run (best checkpoints) and its evaluation results.
+
+    Copies files (never moves): the run stays intact and resumable. The folder is built beside
+    ``out_dir`` and renamed into place, so a half-built bundle is never visible.
+    """
+    run_dir, results_dir, out_dir = Path(run_dir), Path(results_dir), Path(out_dir)
+    config = read_json(run_dir / "config.json", "run configuration")
+    staging = out_dir.with_name(f".{out_dir.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    views = {}
+    for view in MODEL_VIEWS:
+        if (run_dir / view / "best.safetensors").exists():
+            _copy_checkpoint(run_dir / view / "best", staging / view)
+            views[view] = view
+    _copy_checkpoint(run_dir / "view_classifier" / "best", staging / "view_classifier")
+    shutil.copy2(results_dir / "fusion.json", staging / "fusion.json")
+    shutil.copytree(results_dir, staging / "results", ignore=shutil.ignore_patterns("fusion.json"))
+    summary = read_json(results_dir / "summary.json", "results summary")
+    if data_summary is not None:
+        atomic_write_json(staging / "data_summary.json", data_summary)
+    meta = {
+        "name": name or run_dir.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": config.get("train", {}).get("preset", ""),
+        "synthetic": bool(summary.get("synthetic", False)),
+        "description": description,
+        "views": views,
+        "view_classifier": "view_classifier",
+        "fusion": "fusion.json",
+        "results": "results",
+        "train": config.get("train", {}),
+    }
+    atomic_write_json(staging / BUNDLE_FILE, meta)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def _copy_checkpoint(source_stem: Path, dest_stem: Path) -> None:
+    for suffix in (".safetensors", ".json"):
+        src = source_stem.with_suffix(suffix)
+        if not src.exists():
+            raise CheckpointError(f"checkpoint part {src.parent.name}/{src.name} is missing")
+        shutil.copy2(src, dest_stem.with_suffix(suffix))
+
+
+def relative_to_repo(path: Path) -> str:
+    """Paths written into committed files are repo-relative (never machine-specific)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return Path(path).name

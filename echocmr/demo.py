@@ -1,0 +1,94 @@
+"""The shipped default bundle, rebuilt from a seed: synth → prepare → train → evaluate → bundle.
+
+``make demo-assets`` (and ``make run`` when ``checkpoints/default`` is missing) calls
+``build_demo_assets``. Intermediate data (cohort, prepared clips, run) lives in the data home and
+is never committed; only the bundle (≤ 25 MiB) is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_save_npy
+from .config import PRESETS, PrepareConfig, SynthConfig, data_home
+from .targets import MODEL_VIEWS
+
+log = logging.getLogger(__name__)
+EXAMPLE_FRAMES = 32  # example clips are trimmed: they only illustrate views on the Data page
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the shipped default is trained on."""
+
+    n_patients: int = 300
+    seed: int = 0
+    tissue_signal: float = 0.0
+    preset: str = "cpu-demo"
+    epochs: int = 0  # 0: the preset's
+    n_bootstrap: int = 10_000
+
+
+def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path | None = None) -> Path:
+    """Build the default bundle into ``out``; returns it. ``work`` holds the intermediate data."""
+    from .bundle import build_bundle
+    from .evaluate import evaluate_run
+    from .prepare import PrepareSources, prepare_dataset, summarise
+    from .synth import generate_cohort
+    from .train import train_model
+
+    work = Path(work or data_home() / "demo")
+    cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
+    if not (cohort / "cohort.json").exists():
+        generate_cohort(SynthConfig(n_patients=config.n_patients, seed=config.seed,
+                                    tissue_signal=config.tissue_signal), cohort)
+    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
+    prepare_dataset(sources, prepared, PrepareConfig(seed=config.seed, use_known_views=True),
+                    salt=f"demo-{config.seed}".encode())
+    train_config = PRESETS[config.preset]
+    if config.epochs:
+        train_config = dataclasses.replace(train_config, epochs=config.epochs)
+    train_model(train_config, prepared, run, resume=(run / "config.json").exists())
+    results = evaluate_run(run, prepared, run / "results", n_bootstrap=config.n_bootstrap, seed=config.seed)
+    bundle = build_bundle(run, results, out, name="EchoCMR synthetic demo",
+                          description=f"{config.preset} preset, synthetic cohort of {config.n_patients} patients "
+                                      f"(seed {config.seed}, tissue_signal {config.tissue_signal})",
+                          data_summary=summarise(prepared))
+    add_examples(bundle, prepared, seed=config.seed)
+    return bundle
+
+
+def add_examples(bundle: Path, prepared: Path, seed: int) -> None:
+    """Ship a small example study (DICOM, fake PHI on purpose) and one clip per view."""
+    from .prepare import load_manifest
+    from .synth import generate_cohort
+
+    manifest = load_manifest(prepared)
+    test = manifest[(manifest["status"] == "ok") & (manifest["split"] == "test")]
+    examples = bundle / "examples"
+    examples.mkdir(exist_ok=True)
+    for view in (*MODEL_VIEWS, "PSAX", "A3C"):
+        rows = test[test["view"] == view]
+        if len(rows):
+            frames = np.load(prepared / "clips" / f"{rows.iloc[0]['clip_id']}.npy")
+            atomic_save_npy(examples / f"{view}.npy", frames[:EXAMPLE_FRAMES])
+    # The example study is rendered at a small native size so it stays small on disk; it carries
+    # fake PHI so that uploading it exercises de-identification for real.
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort = Path(tmp) / "cohort"
+        generate_cohort(dataclasses.replace(SynthConfig.small(seed=seed + 1000), n_patients=1), cohort)
+        index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
+        first = index[index["study_id"] == index["study_id"].iloc[0]]
+        study = examples / "study1"
+        shutil.rmtree(study, ignore_errors=True)
+        study.mkdir()
+        for number, file in enumerate(first["file"], start=1):
+            shutil.copy2(cohort / file, study / f"clip{number}.dcm")

@@ -1,0 +1,248 @@
+"""``echocmr prepare``: echo files + CMR reports → a labelled, split, cached training set.
+
+Steps: read the echo index and the CMR report table → pair each study with the nearest CMR
+within the window → ingest every paired file in parallel (a bad file is recorded, never fatal)
+→ views (given, known, or from the view classifier) → labels per clip → patient-level split →
+``manifest.csv`` + ``clips/<clip_id>.npy`` (layout in docs/ARCHITECTURE.md).
+
+Re-running skips files already done: each finished file appends one line to ``ingest.jsonl``
+keyed by a salted hash of its path, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import labels as lab
+from .atomic import append_line, atomic_save_npy, atomic_write_json, atomic_write_text, read_json_lines
+from .config import PrepareConfig, data_home, to_dict
+from .errors import ConfigError, InputError
+from .targets import TARGETS
+
+log = logging.getLogger(__name__)
+MANIFEST_BASE = ["clip_id", "patient", "study", "view", "view_source", "view_confidence", "split",
+                 "n_frames", "fps", "echo_cmr_days", "status", "reason"]
+
+
+@dataclass(frozen=True)
+class PrepareSources:
+    """Where the inputs are: an echo index (files relative to its folder) and CMR reports."""
+
+    echo_index: Path
+    cmr_reports: Path
+    known_views: Path | None = None  # ground_truth/clips.csv of a synthetic cohort (file, view)
+    view_classifier: Path | None = None  # checkpoint stem
+
+    @staticmethod
+    def from_cohort(cohort: Path, **kwargs) -> "PrepareSources":
+        """The synthetic cohort (or any export) laid out as docs/ARCHITECTURE.md describes."""
+        return PrepareSources(cohort / "echo_index.csv", cohort / "cmr_reports.csv", **kwargs)
+
+
+def dataset_salt(home: Path | None = None) -> bytes:
+    """The secret that keys pseudonyms; kept in the data home, never beside the data it keys.
+
+    Patient IDs are low-entropy, so a salt stored with the manifest would let anyone re-identify
+    pseudonyms by hashing candidate IDs.
+    """
+    path = (home or data_home()) / "secret_salt"
+    if not path.exists():
+        atomic_write_text(path, secrets.token_hex(32))
+        os.chmod(path, 0o600)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _file_key(relative: str, salt: bytes) -> str:
+    return hashlib.sha256(salt + relative.encode("utf-8")).hexdigest()[:20]
+
+
+def _ingest_one(task: tuple[str, str, str, bytes]) -> dict:
+    """Worker: ingest one file and write its clip; returns a PHI-free record for ingest.jsonl."""
+    from .ingest import read_clip  # imported in the worker: keeps the parent light
+
+    key, path, clips_dir, salt = task
+    try:
+        clip = read_clip(path, salt=salt)
+    except InputError as exc:
+        return {"key": key, "status": "rejected", "reason": str(exc)}
+    atomic_save_npy(Path(clips_dir) / f"{clip.clip_id}.npy", clip.frames)
+    return {"key": key, "status": "ok", "clip_id": clip.clip_id, "n_frames": clip.n_frames,
+            "fps": round(float(clip.fps), 3), "reason": ""}
+
+
+def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int) -> pd.DataFrame:
+    """Ingest ``files`` (columns key, path) → one record per key, resuming from ingest.jsonl."""
+    journal = out / "ingest.jsonl"
+    done = {r["key"]: r for r in read_json_lines(journal)}
+    todo = [(k, p, str(out / "clips"), salt) for k, p in zip(files["key"], files["path"]) if k not in done]
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
+    if workers == 1 or len(todo) < 4:
+        results = map(_ingest_one, todo)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_ingest_one, todo, chunksize=4)
+    try:
+        for record in results:
+            append_line(journal, json.dumps(record))
+            done[record["key"]] = record
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    return pd.DataFrame([done[k] for k in files["key"]])
+
+
+def _read_inputs(sources: PrepareSources, config: PrepareConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    index = pd.read_csv(sources.echo_index, dtype={"patient_id": str, "study_id": str, "file": str})
+    reports = pd.read_csv(sources.cmr_reports, dtype={"patient_id": str, "cmr_id": str})
+    lab.require_columns(index, lab.INDEX_COLUMNS, "echo index")
+    lab.require_columns(reports, lab.REPORT_COLUMNS, "CMR report table")
+    studies = index[["patient_id", "study_id", "study_date"]].drop_duplicates("study_id")
+    paired = lab.pair_studies(studies, reports, config.labels.pairing_window_days)
+    files = index.merge(paired[["study_id", "cmr_id", "echo_cmr_days"]], on="study_id", how="left")
+    return files, lab.report_labels(reports, config.labels)
+
+
+def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareConfig, out: Path) -> pd.DataFrame:
+    """Fill ``view``, ``view_source`` and ``view_confidence`` for every accepted clip."""
+    files = files.copy()
+    if "view" in files.columns and files["view"].notna().all():
+        files["view_source"], files["view_confidence"] = "given", 1.0
+        return files
+    if config.use_known_views:
+        if sources.known_views is None or not Path(sources.known_views).exists():
+            raise ConfigError("--use-known-views needs the cohort's ground_truth/clips.csv")
+        known = pd.read_csv(sources.known_views, dtype={"file": str})[["file", "view"]]
+        files = files.drop(columns=["view"], errors="ignore").merge(known, on="file", how="left")
+        files["view_source"], files["view_confidence"] = "known", 1.0
+        return files
+    if sources.view_classifier is None:
+        raise ConfigError("the views are unknown: give --view-classifier CHECKPOINT "
+                          "(or, for the synthetic cohort only, --use-known-views)")
+    return _classify_views(files, Path(sources.view_classifier), out)
+
+
+def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
+    from .inference import classify_views, load_view_classifier
+
+    classifier = load_view_classifier(stem)
+    ok = files["status"] == "ok"
+    frames = [np.load(out / "clips" / f"{c}.npy", mmap_mode="r") for c in files.loc[ok, "clip_id"]]
+    calls = classify_views(classifier, [np.asarray(f) for f in frames]) if frames else []
+    files["view"], files["view_confidence"] = None, np.nan
+    files.loc[ok, "view"] = [view for view, _, _ in calls]
+    files.loc[ok, "view_confidence"] = [conf for _, conf, _ in calls]
+    files["view_source"] = "classifier"
+    return files
+
+
+def _pseudonymise(files: pd.DataFrame, salt: bytes) -> pd.DataFrame:
+    from .ingest import pseudonym
+
+    files = files.copy()
+    files["patient"] = [pseudonym(str(p), salt, "P") for p in files["patient_id"]]
+    files["study"] = [pseudonym(str(s), salt, "S") for s in files["study_id"]]
+    return files
+
+
+def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) -> pd.DataFrame:
+    """The manifest: one row per input file, PHI-free (no file names, IDs or dates)."""
+    unpaired = files["cmr_id"].isna()
+    files.loc[unpaired, "status"] = "unpaired"
+    files.loc[unpaired, "reason"] = f"no CMR within {config.labels.pairing_window_days} days"
+    duplicate = (files["status"] == "ok") & files["clip_id"].duplicated(keep="first")
+    files.loc[duplicate, ["status", "reason"]] = ["rejected", "duplicate of another file's clip"]
+    splits = lab.assign_splits(files["patient"], config.split_fractions, config.seed)
+    files["split"] = files["patient"].map(splits)
+    with_targets = lab.clip_targets(files, labels)
+    columns = MANIFEST_BASE + [t.name for t in TARGETS]
+    return with_targets.reindex(columns=columns)
+
+
+def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = PrepareConfig(),
+                    salt: bytes | None = None) -> pd.DataFrame:
+    """Build (or resume building) a prepared dataset in ``out``; returns the manifest."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    salt = dataset_salt() if salt is None else salt
+    files, labels = _read_inputs(sources, config)
+    base = Path(sources.echo_index).parent
+    files["path"] = [str(base / f) for f in files["file"]]
+    files["key"] = [_file_key(f, salt) for f in files["file"]]
+    paired = files["cmr_id"].notna()
+    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers)
+    files = files.merge(records, on="key", how="left")
+    files = _assign_views(files, sources, config, out)
+    manifest = _manifest(_pseudonymise(files, salt), labels, config)
+    atomic_write_text(out / "manifest.csv", manifest.to_csv(index=False))
+    synthetic = _is_synthetic(Path(sources.echo_index).parent)
+    atomic_write_json(out / "prepare.json", {
+        "config": to_dict(config), "synthetic": synthetic,
+        "counts": manifest["status"].value_counts().to_dict(),
+    })
+    return manifest
+
+
+def _is_synthetic(cohort: Path) -> bool:
+    meta = cohort / "cohort.json"
+    return bool(meta.exists() and json.loads(meta.read_text()).get("synthetic", False))
+
+
+def load_manifest(prepared: Path) -> pd.DataFrame:
+    path = Path(prepared) / "manifest.csv"
+    if not path.exists():
+        raise ConfigError(f"no manifest.csv in the prepared folder {Path(prepared).name!r}: run `echocmr prepare` first")
+    return pd.read_csv(path, dtype={"clip_id": str, "patient": str, "study": str})
+
+
+def summarise(prepared: Path) -> dict:
+    """The cohort behind a model, as the Data page shows it (JSON-ready, PHI-free)."""
+    manifest = load_manifest(prepared)
+    ok = manifest[manifest["status"] == "ok"]
+    studies = ok.drop_duplicates("study")
+    meta_path = Path(prepared) / "prepare.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    prevalence = {
+        split: {t: _mean_or_none(group[t]) for t in lab.TARGET_NAMES if t not in ("wma_view", "lge_view")}
+        for split, group in studies.groupby("split")
+    }
+    days = studies["echo_cmr_days"].dropna().to_numpy()
+    counts, edges = np.histogram(days, bins=np.arange(-30.5, 31.5, 1.0)) if len(days) else ([], [])
+    return {
+        "synthetic": bool(meta.get("synthetic", False)),
+        "patients": ok.groupby("split")["patient"].nunique().to_dict(),
+        "studies": studies.groupby("split").size().to_dict(),
+        "clips_per_view": ok["view"].value_counts().to_dict(),
+        "files": manifest["status"].value_counts().to_dict(),
+        "prevalence": prevalence,
+        "continuous": {t: _describe(studies[t]) for t in ("t1", "t2", "ecv")},
+        "interval_days": {"counts": list(map(int, counts)), "edges": [float(e) for e in edges],
+                          "median": float(np.median(days)) if len(days) else None},
+    }
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def _describe(values: pd.Series) -> dict:
+    values = values.dropna()
+    if values.empty:
+        return {"n": 0}
+    return {"n": int(len(values)), "mean": round(float(values.mean()), 2), "sd": round(float(values.std()), 2)}
