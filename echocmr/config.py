@@ -71,15 +71,21 @@ class SynthConfig:
     # 0: T1/T2/ECV never touch the pixels (the paper's finding); >0: myocardial texture shifts.
     tissue_signal: float = 0.0
     native_size: tuple[int, int] = (480, 640)  # rows, cols of the written DICOM frames
-    beats: float = 2.2  # cardiac cycles per clip (at least two)
+    beats: float = 2.1  # cardiac cycles per clip (at least two)
     other_view_fraction: float = 0.5  # chance a study also has a PSAX / A3C clip
     echonet_layout: bool = False  # also write Videos/*.avi + FileList.csv
     workers: int = 0  # 0: one per CPU core
+    # Share of DICOM files written uncompressed (Explicit VR Little Endian RGB) rather than JPEG
+    # Baseline; kept low because an uncompressed 480x640 clip is ~70 MB.
+    uncompressed_fraction: float = 0.04
+    regions_fraction: float = 0.8  # files with a SequenceOfUltrasoundRegions
+    fps_range: tuple[float, float] = (30.0, 60.0)  # frame rates drawn from this range
 
     @staticmethod
     def small(seed: int = 0) -> "SynthConfig":
         """A few patients with small frames: for tests (a few seconds)."""
-        return SynthConfig(n_patients=8, seed=seed, native_size=(240, 320), beats=2.0)
+        return SynthConfig(n_patients=5, seed=seed, native_size=(192, 256), beats=2.0, workers=1,
+                           uncompressed_fraction=0.15, fps_range=(30.0, 36.0))
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class IngestLimits:
     max_zip_total_bytes: int = 2 * 1024**3
     max_zip_ratio: float = 200.0
     clip_size: int = 112
+    min_side: int = 16  # frames smaller than this (e.g. 1×1) cannot hold an echo sector
+    decode_threads: int = 0  # JPEG frame decoding threads; 0: min(4, CPU cores)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,14 @@ class TrainConfig:
     bf16: bool = True  # autocast on GPU only
     seed: int = 0
     max_train_clips: int = 0  # 0: all (used for learning curves and tiny test runs)
+    # Learning-rate schedule: x lr_gamma every lr_step_epochs (EchoNet-Dynamic's StepLR); it does
+    # not depend on ``epochs``, so extending a run with --resume --epochs N keeps the schedule.
+    lr_step_epochs: int = 15
+    lr_gamma: float = 0.1
+    view_classifier: bool = True  # train the A4C/A2C/PLAX/other classifier first
+    classifier_width: int = 16  # compact (2+1)D classifier over a few frames
+    classifier_frames: int = 8
+    compile: bool = False  # torch.compile on CUDA (opt-in: compile time dominates short runs)
 
 
 @dataclass(frozen=True)
@@ -170,6 +186,7 @@ PRESETS: dict[str, TrainConfig] = {
         batch_size=8,
         epochs=12,
         patience=4,
+        lr_step_epochs=8,
         num_workers=0,
         device="cpu",
         bf16=False,
