@@ -1,0 +1,219 @@
+"""Checkpoints: ``STEM.safetensors`` + ``STEM.json`` (docs/ARCHITECTURE.md), and training state.
+
+Weights are only ever read as safetensors (a flat tensor container: no code can run while it is
+parsed), after the file's size is checked and its bytes match the SHA-256 recorded in the JSON.
+Training state (``STEM.state.pt``) is a torch file read with ``weights_only=True``; everything
+written into it is tensors, dicts, lists, tuples, ints, floats, bools, strings or None.
+
+Writes are atomic (``echocmr.atomic``) and the JSON goes last, so a reader never finds a JSON
+whose weights have not been written yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import struct
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_write_bytes, atomic_write_json
+from .config import ModelConfig, from_dict
+from .errors import CheckpointError, ConfigError
+from .models import build_model, strip_prefixes, unwrap, without_pretrained
+
+FORMAT_VERSION = 1
+KINDS = ("view_model", "view_classifier")
+MAX_WEIGHTS_BYTES = 1 << 30  # 1 GiB: r2plus1d_18 is ~125 MB in fp32
+MAX_META_BYTES = 4 << 20
+MAX_STATE_BYTES = 4 << 30  # model + AdamW moments + RNG
+MAX_HEADER_BYTES = 16 << 20
+
+
+def stem_paths(stem: str | Path) -> tuple[Path, Path]:
+    """(STEM.safetensors, STEM.json) for a stem given with or without either suffix."""
+    stem = Path(stem)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def state_path(stem: str | Path) -> Path:
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".state.pt")
+
+
+def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Plain-keyed, contiguous CPU copies of a (possibly DDP / compiled) model's tensors."""
+    state = unwrap(model).state_dict()
+    return {strip_prefixes(k): v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save(state)
+
+
+def save_checkpoint(stem: str | Path, model: nn.Module | dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write STEM.safetensors then STEM.json (meta + sha256, format_version, created).
+
+    ``model``: a module (DDP / compiled wrappers are unwrapped) or an already plain state dict.
+    ``meta`` must hold at least ``kind``, ``model`` (ModelConfig dict) and ``outputs``.
+    Returns the JSON path.
+    """
+    for key in ("kind", "model", "outputs"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint meta lacks {key!r}")
+    state = model if isinstance(model, dict) else model_state_dict(model)
+    state = {strip_prefixes(k): v.detach().cpu().contiguous() for k, v in state.items()}
+    payload = weights_bytes(state)
+    weights_path, meta_path = stem_paths(stem)
+    full_meta = dict(meta)
+    full_meta["format_version"] = FORMAT_VERSION
+    full_meta["sha256"] = hashlib.sha256(payload).hexdigest()
+    full_meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    atomic_write_bytes(weights_path, payload)
+    atomic_write_json(meta_path, full_meta)
+    return meta_path
+
+
+def read_meta(stem: str | Path) -> dict:
+    """The checkpoint's JSON, validated for kind, version and required keys."""
+    _, meta_path = stem_paths(stem)
+    if not meta_path.is_file():
+        raise CheckpointError(f"checkpoint metadata not found: {meta_path.name}")
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError("checkpoint metadata is implausibly large")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint metadata is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint metadata is not a JSON object")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"unsupported checkpoint format_version {meta.get('format_version')!r}")
+    if meta.get("kind") not in KINDS:
+        raise CheckpointError(f"unknown checkpoint kind {meta.get('kind')!r}")
+    for key in ("model", "outputs", "sha256"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint metadata lacks {key!r}")
+    return meta
+
+
+def read_weights(stem: str | Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    """Size-check, checksum-check, header-check, then parse the safetensors file."""
+    from safetensors.torch import load
+
+    weights_path, _ = stem_paths(stem)
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint weights not found: {weights_path.name}")
+    size = weights_path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
+    data = weights_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != str(expected_sha256).lower():
+        raise CheckpointError("checkpoint weights do not match their recorded checksum")
+    _check_safetensors_header(data)
+    try:
+        return load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError; any failure = refuse
+        raise CheckpointError(f"checkpoint weights are not a valid safetensors file ({type(exc).__name__})") from None
+
+
+def _check_safetensors_header(data: bytes) -> None:
+    """Safetensors: u64 little-endian header length, then a JSON object. Pickles fail here."""
+    if len(data) < 10:
+        raise CheckpointError("checkpoint weights are not a safetensors file (too short)")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > min(len(data) - 8, MAX_HEADER_BYTES) or data[8:9] != b"{":
+        raise CheckpointError("checkpoint weights are not a safetensors file")
+    try:
+        header = json.loads(data[8:8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError("checkpoint weights are not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError("checkpoint weights are not a safetensors file (bad header)")
+
+
+def model_config_from_meta(meta: dict) -> ModelConfig:
+    try:
+        return without_pretrained(from_dict(ModelConfig, meta["model"]))
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
+
+
+def load_checkpoint(stem: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the model described by STEM.json and load STEM.safetensors strictly.
+
+    Returns (module on CPU in eval mode, meta). Raises CheckpointError for anything missing,
+    oversized, tampered with, not safetensors, or not matching the recorded architecture.
+    """
+    meta = read_meta(stem)
+    state = read_weights(stem, meta["sha256"])
+    outputs = meta["outputs"]
+    if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
+        raise CheckpointError("checkpoint outputs must be a non-empty list of names")
+    model = build_model(model_config_from_meta(meta), len(outputs))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise CheckpointError(f"checkpoint weights do not fit the recorded architecture: {first}") from None
+    return model.eval(), meta
+
+
+# ---------------------------------------------------------------- training state (STEM.state.pt)
+
+def rng_state() -> dict[str, Any]:
+    """torch / CUDA / numpy / python RNG states in weights_only-loadable types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(py_version), "state": [int(v) for v in py_state], "gauss": py_gauss},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+
+
+def save_training_state(stem: str | Path, state: dict[str, Any]) -> Path:
+    """torch.save to bytes, then one atomic write of STEM.state.pt."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write_bytes(state_path(stem), buffer.getvalue())
+
+
+def load_training_state(stem: str | Path) -> dict[str, Any]:
+    """STEM.state.pt read with ``weights_only=True`` (refuses anything but plain data)."""
+    path = state_path(stem)
+    if not path.is_file():
+        raise CheckpointError(f"training state not found: {path.name}")
+    if path.stat().st_size > MAX_STATE_BYTES:
+        raise CheckpointError("training state file is implausibly large")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types; all mean "refuse"
+        raise CheckpointError(f"training state could not be read safely ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError("training state is not a dict")
+    return state

@@ -1,0 +1,119 @@
+"""``echocmr train``: train the view classifier and per-view models into a run directory.
+
+Same command under torchrun for several GPUs / machines::
+
+    torchrun --standalone --nproc_per_node=2 -m echocmr.cli train --data PREPARED --out RUNS
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from ..config import PRESETS, ModelConfig, TrainConfig, data_home, preset
+from ..errors import ConfigError
+from ..targets import MODEL_VIEWS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train the per-view models (and the view classifier)",
+                              description="Train the view classifier, then one multi-task R(2+1)D per view.")
+    p.add_argument("--data", type=Path, help="prepared dataset folder (from `echocmr prepare`)")
+    p.add_argument("--out", type=Path, help="folder for run directories (default: $ECHOCMR_HOME/runs)")
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="training recipe (default: paper)")
+    p.add_argument("--views", nargs="+", choices=MODEL_VIEWS, help="views to train (default: all)")
+    p.add_argument("--epochs", type=int, help="maximum epochs per model")
+    p.add_argument("--batch-size", type=int, help="clips per step (per process under torchrun)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="compute device (default from preset)")
+    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--arch", choices=("r2plus1d_18", "compact"), help="model architecture")
+    p.add_argument("--width", type=int, help="compact model channels")
+    p.add_argument("--frames", type=int, help="frames per clip")
+    p.add_argument("--max-train-clips", type=int, help="use at most N training clips per model (0: all)")
+    p.add_argument("--no-view-classifier", action="store_true", help="skip the view classifier")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--run-name", help="run directory name (default: date-time-preset)")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig:
+    """``base`` with every flag the user actually gave applied on top."""
+    fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience,
+              "device": args.device, "num_workers": args.num_workers, "seed": args.seed,
+              "max_train_clips": args.max_train_clips}
+    changes = {k: v for k, v in fields.items() if v is not None}
+    if args.views:
+        changes["views"] = tuple(args.views)
+    if args.no_view_classifier:
+        changes["view_classifier"] = False
+    if args.compile:
+        changes["compile"] = True
+    model_fields = {"arch": args.arch, "width": args.width, "n_frames": args.frames}
+    model_changes = {k: v for k, v in model_fields.items() if v is not None}
+    if model_changes:
+        changes["model"] = dataclasses.replace(base.model, **model_changes)
+    config = dataclasses.replace(base, **changes)
+    _validate(config)
+    return config
+
+
+def _validate(config: TrainConfig) -> None:
+    for name in ("epochs", "batch_size", "patience"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if config.num_workers < 0 or config.max_train_clips < 0:
+        raise ConfigError("--num-workers and --max-train-clips cannot be negative")
+    if not isinstance(config.model, ModelConfig) or config.model.n_frames < 1 or config.model.period < 1:
+        raise ConfigError("n_frames and period must be at least 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..run_dir import default_run_name, read_run_config
+    from ..train import train_model
+    from ..train_dist import broadcast_object, cleanup, init_distributed
+
+    if args.resume is not None:
+        base, data_dir = read_run_config(args.resume)
+        config = config_from_args(args, base)
+        train_model(config, args.data or data_dir, args.resume, resume=True)
+        return 0
+    if args.data is None:
+        raise ConfigError("--data PREPARED is required (or --resume RUN_DIR)")
+    config = config_from_args(args, preset(args.preset))
+    out = args.out or data_home() / "runs"
+    ctx = init_distributed(config.device)
+    try:
+        # Every rank must write to the same folder: rank 0 picks the time-stamped name.
+        name = broadcast_object(args.run_name or default_run_name(config), ctx)
+        run_dir = train_model(config, args.data, out / name, resume=False)
+    finally:
+        cleanup(ctx)
+    print(run_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m echocmr.commands.train ...``: this subcommand alone, without importing the others."""
+    import logging
+
+    from ..errors import EchoCMRError
+
+    parser = argparse.ArgumentParser(prog="echocmr")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except EchoCMRError as exc:
+        print(f"echocmr train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Torch datasets over a PREPARED folder (manifest.csv + clips/<clip_id>.npy, docs/ARCHITECTURE.md).
+
+Every random choice (clip start, augmentation) is drawn from a generator seeded by
+(seed, epoch, index), never from global RNG state. The training sampler hands the dataset
+``(epoch, index)`` keys, so the result is the same with 0 or 8 workers, persistent workers, one
+rank or many, and after a resume: resumption only has to restore the epoch number.
+
+Items: ``x`` float32 (1, T, 112, 112) — one grey channel, normalised by the training pixel mean/std
+(``models.prepare_input`` repeats it to 3 channels on the device) —, ``y`` float32 (K,),
+``mask`` float32 (K,) (1 = label present), and the item's video index (int64).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, DistributedSampler
+
+from .errors import ConfigError, InputError
+from .targets import CLASSIFIER_LABELS, CONTINUOUS_TARGETS, MODEL_VIEWS, TARGETS
+
+CLIP_SIZE = 112
+ID_COLUMNS = ("clip_id", "patient", "study", "view", "view_source", "split", "status")
+NORM_SAMPLE_CLIPS = 64
+AUG_SHIFT = 8  # pixels of random translation each way
+AUG_ZOOM = (0.9, 1.1)
+AUG_CONTRAST = (0.85, 1.15)
+AUG_BRIGHTNESS = 15.0  # grey levels each way
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How frames are taken from a video: ``n_frames`` frames, ``period`` frames apart."""
+
+    n_frames: int
+    period: int
+
+    @property
+    def span(self) -> int:
+        return (self.n_frames - 1) * self.period + 1
+
+
+# ----------------------------------------------------------------------------- manifest
+
+def read_manifest(prepared_dir: str | Path) -> pd.DataFrame:
+    """manifest.csv with ids as strings and target columns as float (missing = NaN)."""
+    path = Path(prepared_dir) / "manifest.csv"
+    if not path.is_file():
+        raise ConfigError(f"no manifest.csv in the prepared dataset folder {Path(prepared_dir).name!r}")
+    manifest = pd.read_csv(path, dtype={c: str for c in ID_COLUMNS}, keep_default_na=False, na_values=[""])
+    missing = [c for c in ("clip_id", "view", "split", "status") if c not in manifest.columns]
+    if missing:
+        raise ConfigError(f"manifest.csv lacks columns {missing}")
+    for t in TARGETS:
+        manifest[t.name] = pd.to_numeric(manifest[t.name], errors="coerce") if t.name in manifest else np.nan
+    return manifest
+
+
+def select_rows(manifest: pd.DataFrame, split: str, view: str | None = None) -> pd.DataFrame:
+    """Rows with status ok in ``split`` (and ``view`` when given), sorted by clip_id."""
+    rows = manifest[(manifest["status"] == "ok") & (manifest["split"] == split)]
+    if view is not None:
+        rows = rows[rows["view"] == view]
+    return rows.sort_values("clip_id").reset_index(drop=True)
+
+
+def classifier_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Rows usable to train the view classifier: view known (not itself a classifier's guess)."""
+    rows = select_rows(manifest, split)
+    source = rows["view_source"] if "view_source" in rows else pd.Series("given", index=rows.index)
+    rows = rows[rows["view"].notna() & (rows["view"] != "") & (source != "classifier")]
+    return rows.reset_index(drop=True)
+
+
+def classifier_label(view: str) -> str:
+    return view if view in MODEL_VIEWS else "other"
+
+
+def subsample(rows: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows (0 = all), chosen reproducibly."""
+    if max_rows <= 0 or len(rows) <= max_rows:
+        return rows
+    keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
+    return rows.iloc[keep].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- scaling
+
+def compute_target_scaling(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Mean/std of each continuous target over ``rows`` (the training split); std 1 if degenerate."""
+    scaling = {}
+    for name in CONTINUOUS_TARGETS:
+        values = rows[name].dropna().to_numpy(dtype=np.float64)
+        mean = float(values.mean()) if len(values) else 0.0
+        std = float(values.std()) if len(values) > 1 else 1.0
+        scaling[name] = {"mean": mean, "std": std if std > 1e-8 else 1.0}
+    return scaling
+
+
+def compute_normalisation(prepared_dir: str | Path, clip_ids: list[str], seed: int) -> dict[str, float]:
+    """Pixel mean/std over up to NORM_SAMPLE_CLIPS training clips (every 4th frame of each)."""
+    if not clip_ids:
+        raise ConfigError("no training clips to compute the pixel normalisation from")
+    rng = np.random.default_rng(seed)
+    chosen = sorted(clip_ids) if len(clip_ids) <= NORM_SAMPLE_CLIPS else sorted(
+        rng.choice(sorted(clip_ids), size=NORM_SAMPLE_CLIPS, replace=False))
+    total = total_sq = count = 0.0
+    for clip_id in chosen:
+        frames = np.asarray(open_clip(prepared_dir, clip_id)[::4], dtype=np.float64)
+        total += frames.sum()
+        total_sq += (frames ** 2).sum()
+        count += frames.size
+    mean = total / count
+    std = math.sqrt(max(total_sq / count - mean ** 2, 0.0))
+    return {"mean": float(mean), "std": float(std if std > 1e-6 else 1.0)}
+
+
+def target_arrays(rows: pd.DataFrame, outputs: tuple[str, ...], scaling: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(values, mask), both float32 (N, K); continuous values standardised, missing -> 0 / mask 0."""
+    values = np.zeros((len(rows), len(outputs)), dtype=np.float32)
+    for k, name in enumerate(outputs):
+        column = rows[name].to_numpy(dtype=np.float64)
+        if name in scaling:
+            column = (column - scaling[name]["mean"]) / scaling[name]["std"]
+        values[:, k] = column
+    mask = np.isfinite(values).astype(np.float32)
+    return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), mask
+
+
+def classifier_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot view labels (N, len(CLASSIFIER_LABELS)) and an all-ones mask."""
+    index = [CLASSIFIER_LABELS.index(classifier_label(v)) for v in rows["view"]]
+    values = np.eye(len(CLASSIFIER_LABELS), dtype=np.float32)[index] if index else np.zeros(
+        (0, len(CLASSIFIER_LABELS)), np.float32)
+    return values, np.ones_like(values)
+
+
+# ----------------------------------------------------------------------------- frames
+
+def open_clip(prepared_dir: str | Path, clip_id: str) -> np.ndarray:
+    """clips/<clip_id>.npy memory-mapped (only the frames used are read); uint8 (T, 112, 112)."""
+    if "/" in clip_id or "\\" in clip_id or clip_id.startswith("."):
+        raise InputError("bad_clip_id", "clip id is not a plain file name")
+    array = np.load(Path(prepared_dir) / "clips" / f"{clip_id}.npy", mmap_mode="r", allow_pickle=False)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (CLIP_SIZE, CLIP_SIZE) or not len(array):
+        raise InputError("bad_clip", f"clip array must be uint8 (T, {CLIP_SIZE}, {CLIP_SIZE}), got "
+                                     f"{array.dtype} {tuple(array.shape)}")
+    return array
+
+
+def frame_indices(n_total: int, sampling: ClipSampling, start: int) -> np.ndarray:
+    """Indices of one clip; a video shorter than the clip loops (the heart beat is periodic)."""
+    return (start + np.arange(sampling.n_frames) * sampling.period) % n_total
+
+
+def eval_starts(n_total: int, sampling: ClipSampling, n_clips: int) -> list[int]:
+    """``n_clips`` deterministic, evenly spaced starts (one centred clip when n_clips == 1)."""
+    last = max(n_total - sampling.span, 0)
+    if n_clips <= 1:
+        return [last // 2]
+    return [int(round(s)) for s in np.linspace(0, last, n_clips)]
+
+
+def to_tensor(frames: np.ndarray, normalisation: dict[str, float]) -> torch.Tensor:
+    """uint8 (T, H, W) -> normalised float32 (1, T, H, W)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    return ((x - normalisation["mean"]) / normalisation["std"]).unsqueeze(0)
+
+
+def augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Same random zoom, translation (pad + crop), contrast and brightness on every frame.
+
+    frames: uint8/float (T, 112, 112) -> float32 (T, 112, 112) in grey levels [0, 255].
+    """
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    size = int(round(CLIP_SIZE * rng.uniform(*AUG_ZOOM)))
+    if size != CLIP_SIZE:
+        x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    canvas = F.pad(x, (AUG_SHIFT,) * 4)
+    room = canvas.shape[-1] - CLIP_SIZE
+    oy, ox = (int(np.clip(room // 2 + rng.integers(-AUG_SHIFT, AUG_SHIFT + 1), 0, room)) for _ in range(2))
+    x = canvas[:, oy:oy + CLIP_SIZE, ox:ox + CLIP_SIZE]
+    # numpy's single-threaded pairwise sum: torch's reduction order (hence its last bit) depends on
+    # the thread count, which differs between the main process and DataLoader workers.
+    mean = float(np.mean(x.numpy(), dtype=np.float64))
+    x = (x - mean) * rng.uniform(*AUG_CONTRAST) + mean + rng.uniform(-AUG_BRIGHTNESS, AUG_BRIGHTNESS)
+    return x.clamp(0, 255).numpy()
+
+
+class ClipDataset(Dataset):
+    """Clips of the videos in ``rows`` with their target vectors.
+
+    train=True: key ``(epoch, i)`` -> a random clip of video i (+ augmentation).
+    train=False: key ``j`` -> clip ``j % n_clips`` (evenly spaced) of video ``j // n_clips``.
+    """
+
+    def __init__(self, prepared_dir: str | Path, rows: pd.DataFrame, values: np.ndarray, mask: np.ndarray,
+                 sampling: ClipSampling, normalisation: dict[str, float], train: bool,
+                 n_clips: int = 1, seed: int = 0, augment: bool = True):
+        self.prepared_dir = Path(prepared_dir)
+        self.clip_ids = [str(c) for c in rows["clip_id"]]
+        self.values, self.mask = values, mask
+        self.sampling, self.normalisation = sampling, normalisation
+        self.train, self.n_clips, self.seed, self.augment = train, max(1, n_clips), seed, augment
+
+    def __len__(self) -> int:
+        return len(self.clip_ids) * (1 if self.train else self.n_clips)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        if self.train:
+            epoch, video = key if isinstance(key, tuple) else (0, key)
+            frames = self._train_frames(int(epoch), int(video))
+        else:
+            video, clip = divmod(int(key), self.n_clips)
+            array = open_clip(self.prepared_dir, self.clip_ids[video])
+            start = eval_starts(len(array), self.sampling, self.n_clips)[clip]
+            frames = array[frame_indices(len(array), self.sampling, start)]
+        return (to_tensor(frames, self.normalisation), torch.from_numpy(self.values[video]),
+                torch.from_numpy(self.mask[video]), video)
+
+    def _train_frames(self, epoch: int, video: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch, video])
+        array = open_clip(self.prepared_dir, self.clip_ids[video])
+        start = int(rng.integers(0, max(len(array) - self.sampling.span, 0) + 1))
+        frames = array[frame_indices(len(array), self.sampling, start)]
+        return augment(frames, rng) if self.augment else frames
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler (shuffled per epoch, sharded per rank) yielding ``(epoch, index)`` keys.
+
+    The epoch travels with each key because persistent workers hold their own copy of the dataset
+    and would never see a ``set_epoch`` call on it. ``skip`` drops the first ``skip`` keys of this
+    rank's epoch order (resuming an epoch that a graceful stop interrupted).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        for position, index in enumerate(super().__iter__()):
+            if position >= self.skip:
+                yield (self.epoch, index)
+
+    def __len__(self) -> int:
+        return max(super().__len__() - self.skip, 0)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy / random in a DataLoader worker from torch's per-worker seed (belt and braces:
+    the dataset itself only uses its own keyed generators)."""
+    import random
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)

@@ -1,0 +1,151 @@
+"""Inference helpers used by ``echocmr predict`` and ``echocmr evaluate``.
+
+Test-time augmentation: each video gives ``n_clips`` evenly spaced clips (the model's n_frames at
+its period, looping short videos); per video the binary outputs are the mean of the clips'
+sigmoid probabilities, continuous ones the mean of the clips' values in physical units
+(un-standardised with the checkpoint's ``target_scaling``), view-classifier outputs the mean of
+the clips' softmax probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint
+from .dataset import ClipSampling, eval_starts, frame_indices, open_clip, read_manifest, select_rows, to_tensor
+from .errors import CheckpointError, InputError
+from .models import prepare_input
+from .targets import CLASSIFIER_LABELS, TARGETS_BY_NAME
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to run: ``module`` in eval mode, its JSON ``meta``, output names."""
+
+    module: nn.Module
+    meta: dict
+    outputs: tuple[str, ...]
+
+    @property
+    def sampling(self) -> ClipSampling:
+        return ClipSampling(int(self.meta["model"]["n_frames"]), int(self.meta["model"]["period"]))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+
+def _load(stem: str | Path, kind: str, device: str | torch.device) -> LoadedModel:
+    module, meta = load_checkpoint(stem)
+    if meta["kind"] != kind:
+        raise CheckpointError(f"expected a {kind} checkpoint, found {meta['kind']}")
+    norm = meta.get("normalisation") or {}
+    if not {"mean", "std"} <= set(norm):
+        raise CheckpointError("checkpoint lacks its pixel normalisation")
+    return LoadedModel(module.to(device).eval(), meta, tuple(meta["outputs"]))
+
+
+def load_view_model(stem: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    return _load(stem, "view_model", device)
+
+
+def load_view_classifier(stem: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    model = _load(stem, "view_classifier", device)
+    if model.outputs != CLASSIFIER_LABELS:
+        raise CheckpointError(f"view classifier outputs must be {list(CLASSIFIER_LABELS)}")
+    return model
+
+
+def _clips(frames: np.ndarray, model: LoadedModel, n_clips: int) -> list[torch.Tensor]:
+    """The video's ``n_clips`` normalised clips, each float32 (1, T, 112, 112)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1:] != (112, 112) or not len(frames):
+        raise InputError("bad_clip", f"frames must be uint8 (T, 112, 112), got {frames.dtype} {frames.shape}")
+    sampling = model.sampling
+    return [to_tensor(frames[frame_indices(len(frames), sampling, s)], model.meta["normalisation"])
+            for s in eval_starts(len(frames), sampling, n_clips)]
+
+
+@torch.inference_mode()
+def _raw_outputs(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int,
+                 batch_size: int) -> np.ndarray:
+    """Per-clip transformed outputs (probabilities / values), float64 (N videos, n_clips, K).
+
+    Clips are built one batch at a time, so memory stays at one batch whatever N is.
+    """
+    keys = [(v, c) for v in range(len(frames_list)) for c in range(n_clips)]
+    result = np.zeros((len(frames_list), n_clips, len(model.outputs)), dtype=np.float64)
+    cache: dict[int, list[torch.Tensor]] = {}
+    for begin in range(0, len(keys), batch_size):
+        chunk = keys[begin:begin + batch_size]
+        for v in {v for v, _ in chunk} - set(cache):
+            cache[v] = _clips(frames_list[v], model, n_clips)
+        batch = torch.stack([cache[v][c] for v, c in chunk])
+        logits = model.module(prepare_input(batch, model.device)).float().cpu()
+        values = _transform(model, logits).numpy()
+        for (v, c), row in zip(chunk, values):
+            result[v, c] = row
+        for v in [v for v in cache if v < chunk[-1][0]]:
+            del cache[v]
+    return result
+
+
+def _transform(model: LoadedModel, logits: torch.Tensor) -> torch.Tensor:
+    """Logits (B, K) -> softmax for the classifier, sigmoid / physical units for a view model."""
+    if model.meta["kind"] == "view_classifier":
+        return torch.softmax(logits.double(), dim=1)
+    out = logits.double().clone()
+    scaling = model.meta.get("target_scaling") or {}
+    for k, name in enumerate(model.outputs):
+        if TARGETS_BY_NAME[name].kind == "binary":
+            out[:, k] = torch.sigmoid(out[:, k])
+        else:
+            s = scaling.get(name, {"mean": 0.0, "std": 1.0})
+            out[:, k] = out[:, k] * s["std"] + s["mean"]
+    return out
+
+
+def predict_clips(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int = 4,
+                  batch_size: int = 8) -> np.ndarray:
+    """(N, n_outputs) float64: per video, TTA-averaged probabilities (binary) / unit values."""
+    if not frames_list:
+        return np.zeros((0, len(model.outputs)), dtype=np.float64)
+    return _raw_outputs(model, frames_list, max(1, n_clips), max(1, batch_size)).mean(axis=1)
+
+
+def classify_views(classifier: LoadedModel, frames_list: list[np.ndarray], n_clips: int = 2,
+                   batch_size: int = 16) -> list[tuple[str, float, dict[str, float]]]:
+    """Per video: (view label, its softmax confidence, probabilities of every label)."""
+    probs = predict_clips(classifier, frames_list, n_clips=n_clips, batch_size=batch_size)
+    results = []
+    for row in probs:
+        best = int(np.argmax(row))
+        results.append((classifier.outputs[best], float(row[best]),
+                        {label: float(p) for label, p in zip(classifier.outputs, row)}))
+    return results
+
+
+def predict_prepared(model: LoadedModel, prepared_dir: str | Path, split: str, view: str, n_clips: int = 4,
+                     batch_size: int = 8, chunk: int = 64) -> pd.DataFrame:
+    """Predictions for the ``split`` clips of ``view`` (status ok) of a PREPARED dataset.
+
+    Columns: clip_id, study, patient, split, view, then one per model output (probability or
+    physical value). Clips are read ``chunk`` videos at a time (memory-mapped).
+    """
+    rows = select_rows(read_manifest(prepared_dir), split, view)
+    columns = ["clip_id", "study", "patient", "split", "view"]
+    frame = rows.reindex(columns=columns).copy()
+    preds = np.zeros((len(rows), len(model.outputs)), dtype=np.float64)
+    for begin in range(0, len(rows), chunk):
+        ids = rows["clip_id"].iloc[begin:begin + chunk]
+        frames_list = [np.asarray(open_clip(prepared_dir, str(c))) for c in ids]
+        preds[begin:begin + len(frames_list)] = predict_clips(model, frames_list, n_clips, batch_size)
+    for k, name in enumerate(model.outputs):
+        frame[name] = preds[:, k]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,116 @@
+"""A training run directory (docs/ARCHITECTURE.md): config.json, status.json, metrics.jsonl, train.log.
+
+Only the writer (rank 0) creates one with ``enabled=True``; other ranks get a RunDir whose writes
+are no-ops, so training code can call it unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .atomic import append_line, atomic_write_json, atomic_write_text, read_json_lines
+from .config import TrainConfig, from_dict, to_dict
+from .errors import ConfigError
+
+STATES = ("running", "stopped", "finished", "diverged", "failed")
+LOGGER_NAME = "echocmr"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_run_name(config: TrainConfig) -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+
+
+def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, Path]:
+    """(TrainConfig, prepared data path) from RUN/config.json."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{Path(run_dir).name!r} is not a training run (no config.json)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return from_dict(TrainConfig, data["train"]), Path(data["data"])
+
+
+@dataclass
+class RunDir:
+    """Writes of one run directory. ``status`` keeps the fields written to status.json."""
+
+    path: Path
+    enabled: bool = True
+    status: dict[str, Any] = field(default_factory=dict)
+    started: bool = False  # nothing is written before start(): a refused run leaves no trace
+    _handler: logging.Handler | None = None
+    _last_progress: float = 0.0
+
+    def start(self, config: TrainConfig, data_dir: Path, resumed: bool) -> None:
+        if not self.enabled:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.started = True
+        atomic_write_json(self.path / "config.json", {"train": to_dict(config), "data": str(data_dir)})
+        self.status = {"state": "running", "pid": os.getpid(), "view": None, "epoch": 0,
+                       "epochs": config.epochs, "started": now_iso(), "updated": now_iso(),
+                       "message": "resumed" if resumed else "started"}
+        self.write_status()
+        self._handler = logging.FileHandler(self.path / "train.log", encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.addHandler(self._handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+    def close(self) -> None:
+        if self._handler is not None:
+            logging.getLogger(LOGGER_NAME).removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def write_status(self, **fields: Any) -> None:
+        """Update fields and rewrite status.json atomically."""
+        if not (self.enabled and self.started):
+            return
+        self.status.update(fields)
+        self.status["updated"] = now_iso()
+        atomic_write_json(self.path / "status.json", self.status)
+
+    def progress(self, batch: int, batches: int, every_s: float = 2.0) -> None:
+        """Within-epoch progress for the dashboard, at most every ``every_s`` seconds."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if batch == batches or now - self._last_progress >= every_s:
+            self._last_progress = now
+            self.write_status(batch=batch, batches=batches)
+
+    def append_metrics(self, record: dict) -> None:
+        if self.enabled:
+            append_line(self.path / "metrics.jsonl", json.dumps(record, allow_nan=True))
+
+    def metrics(self) -> list[dict]:
+        return read_json_lines(self.path / "metrics.jsonl")
+
+    def reconcile_metrics(self, view: str, epoch: int, record: dict | None) -> None:
+        """Keep metrics.jsonl consistent with a checkpoint at ``epoch`` of ``view``.
+
+        Drops this view's lines after ``epoch`` (an epoch lost to a crash, about to be redone) and
+        re-adds the checkpointed epoch's line when a crash came between state and metrics writes.
+        """
+        if not self.enabled:
+            return
+        records = self.metrics()
+        keep = [r for r in records if not (r.get("view") == view and int(r.get("epoch", 0)) > epoch)]
+        has_line = any(r.get("view") == view and int(r.get("epoch", 0)) == epoch for r in keep)
+        if record is not None and not has_line and epoch > 0:
+            keep.append(record)
+        if keep != records:
+            text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in keep)
+            atomic_write_text(self.path / "metrics.jsonl", text)
