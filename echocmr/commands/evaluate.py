@@ -1,0 +1,52 @@
+"""``echocmr evaluate``: held-out evaluation of a training run → results bundle + fusion.json.
+
+For each model view, load ``RUN/<view>/best`` and predict the validation and test clips of the
+prepared dataset; fit view fusion on validation; evaluate the test split with bootstrap CIs;
+write the results bundle (docs/ARCHITECTURE.md) and ``fusion.json`` into ``--out``; print Table 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a training run on the held-out test split (bootstrap CIs, Table 2)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run", required=True, type=Path, help="training run folder (RUN/<view>/best.*)")
+    p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (manifest.csv)")
+    p.add_argument("--out", required=True, type=Path, help="results folder to write")
+    p.add_argument("--n-bootstrap", type=int, default=None, help="bootstrap resamples (default 10000)")
+    p.add_argument("--resample", choices=("patient", "study"), default=None,
+                   help="bootstrap unit: patient (cluster bootstrap, default) or study")
+    p.add_argument("--ci-level", type=float, default=None, help="confidence level (default 0.95)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
+    p.add_argument("--tta-clips", type=int, default=None, help="clips per video averaged (default 4)")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from ..evaluate import eval_config
+
+    return eval_config(n_bootstrap=args.n_bootstrap, resample_unit=args.resample,
+                        ci_level=args.ci_level, seed=args.seed, tta_clips=args.tta_clips)
+
+
+def run(args) -> int:
+    from .. import evaluate as E
+
+    config = config_from_args(args)
+    bundle, _ = E.run_evaluation(args.run, args.data, args.out, config)
+    s = bundle.summary
+    print(E.format_table2(
+        bundle.metrics,
+        f"Table 2 — held-out test set, {s['n_test_studies']} stud{'y' if s['n_test_studies'] == 1 else 'ies'} "
+        f"({config.ci_level * 100:g}% CI, {config.n_bootstrap} {config.resample_unit} bootstrap resamples)",
+    ))
+    print(f"results written to {args.out}")
+    return 0

@@ -1,0 +1,127 @@
+"""End to end on a tiny synthetic cohort: synth → prepare → train → evaluate → bundle → predict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from echocmr import cli
+from echocmr.config import PRESETS, ModelConfig, PrepareConfig, SynthConfig
+from echocmr.prepare import PrepareSources, load_manifest, prepare_dataset, summarise
+from echocmr.targets import GLOBAL_TARGETS, TARGETS
+
+SALT = b"test-salt"
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from echocmr.synth import generate_cohort
+
+    out = tmp_path_factory.mktemp("cohort")
+    generate_cohort(dataclasses.replace(SynthConfig.small(seed=3), n_patients=12), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepared(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
+    prepare_dataset(sources, out, PrepareConfig(use_known_views=True, workers=2), salt=SALT)
+    return out
+
+
+def test_prepare_writes_a_patient_level_manifest(cohort, prepared):
+    manifest = load_manifest(prepared)
+    index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
+    assert len(manifest) == len(index)  # one row per input file, rejected ones included
+    ok = manifest[manifest["status"] == "ok"]
+    assert len(ok) > 0 and set(ok["split"]) == {"train", "val", "test"}
+    assert ok.groupby("patient")["split"].nunique().max() == 1  # no patient in two splits
+    for clip_id in ok["clip_id"]:
+        frames = np.load(prepared / "clips" / f"{clip_id}.npy")
+        assert frames.dtype == np.uint8 and frames.shape[1:] == (112, 112)
+    assert set(t.name for t in TARGETS) <= set(manifest.columns)
+    unpaired = manifest[manifest["status"] == "unpaired"]
+    assert unpaired["clip_id"].isna().all()  # unpaired studies are not even ingested
+    # PHI-free: no original identifier or file name appears anywhere in the manifest.
+    text = (prepared / "manifest.csv").read_text()
+    for patient in index["patient_id"].unique():
+        assert patient not in text
+    assert ".dcm" not in text
+    summary = summarise(prepared)
+    assert summary["synthetic"] is True and sum(summary["studies"].values()) == ok["study"].nunique()
+
+
+def test_prepare_resumes_without_redoing_work(cohort, prepared, monkeypatch):
+    import echocmr.prepare as prep
+
+    def fail(*_):
+        raise AssertionError("a finished file was ingested again")
+
+    monkeypatch.setattr(prep, "_ingest_one", fail)
+    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
+    again = prepare_dataset(sources, prepared, PrepareConfig(use_known_views=True, workers=1), salt=SALT)
+    assert again.equals(load_manifest(prepared)) or len(again) == len(load_manifest(prepared))
+
+
+def test_a_bad_file_is_recorded_not_fatal(cohort, tmp_path):
+    broken = tmp_path / "cohort"
+    shutil.copytree(cohort, broken)
+    index = pd.read_csv(broken / "echo_index.csv", dtype=str)
+    (broken / index["file"].iloc[0]).write_bytes(b"not a dicom file at all")
+    sources = PrepareSources.from_cohort(broken, known_views=broken / "ground_truth" / "clips.csv")
+    manifest = prepare_dataset(sources, tmp_path / "prepared", PrepareConfig(use_known_views=True, workers=1), salt=SALT)
+    first = manifest.iloc[0]
+    assert first["status"] in ("rejected", "unpaired")
+    assert (manifest["status"] == "ok").sum() >= len(manifest) // 2
+
+
+@pytest.fixture(scope="module")
+def bundle(prepared, tmp_path_factory):
+    from echocmr.bundle import build_bundle
+    from echocmr.evaluate import evaluate_run
+    from echocmr.train import train_model
+
+    root = tmp_path_factory.mktemp("run")
+    config = dataclasses.replace(PRESETS["cpu-demo"], model=ModelConfig(arch="compact", width=4, n_frames=8, period=2),
+                                 epochs=1, batch_size=4)
+    run = train_model(config, prepared, root / "run")
+    results = evaluate_run(run, prepared, run / "results", n_bootstrap=200, seed=0)
+    return build_bundle(run, results, root / "bundle", name="tiny", data_summary=summarise(prepared))
+
+
+def test_evaluate_writes_a_results_bundle(bundle):
+    metrics = json.loads((bundle / "results" / "metrics.json").read_text())
+    assert metrics and set(metrics[0]) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n"}
+    assert {"global"} <= {m["view"] for m in metrics}
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["synthetic"] is True and set(meta["views"]) == {"A4C", "A2C", "PLAX"}
+
+
+def test_predict_a_study_end_to_end(bundle, cohort, capsys):
+    from echocmr.bundle import load_bundle
+    from echocmr.predict import ingest_study, predict_study
+
+    index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
+    files = [cohort / f for f in index[index["study_id"] == index["study_id"].iloc[0]]["file"]]
+    loaded = load_bundle(str(bundle))
+    items = ingest_study([(f.name, f.read_bytes()) for f in files])
+    result = predict_study(items, loaded)
+    assert len(result.clips) + len(result.rejected) == len(files)
+    assert set(result.fused) == set(GLOBAL_TARGETS)
+    for p in result.fused.values():
+        assert np.isfinite(p.value) and (0 <= p.value <= 1 or p.kind == "continuous")
+    # A user's override is honoured and re-runs only the models.
+    first = result.clips[0]
+    other = "A2C" if first.view != "A2C" else "A4C"
+    overridden = predict_study(items, loaded, {first.index: other})
+    assert overridden.clips[0].view == other and overridden.clips[0].view_overridden
+    assert cli.main(["predict", "--model", str(bundle), "--json", *map(str, files)]) in (0, 1)
+    out = json.loads(capsys.readouterr().out)
+    assert out["synthetic_model"] is True and set(out["global"]) == set(GLOBAL_TARGETS)
+    assert all(f.name not in json.dumps(out) for f in files)
