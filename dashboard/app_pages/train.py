@@ -1,0 +1,150 @@
+"""Train: launch, watch, stop, resume and evaluate training runs (separate processes, see echocmr.runs)."""
+
+import dataclasses
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from echocmr import runs
+from echocmr.config import PRESETS, data_home, preset
+from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, MODEL_VIEWS
+
+st.title("Train a model")
+home, runs_dir = data_home(), ui.runs_dir()
+st.caption(f"Runs are kept in `{runs_dir}`; they keep going if you close this page.")
+
+
+@st.fragment(run_every=2)
+def data_job(log) -> None:
+    job = runs.job_status(log)
+    st.markdown(f"Synthetic data set: {ui.state_badge(job.state)}")
+    st.code(job.log_tail or "…", language=None)
+    if job.state != "running":
+        st.rerun()  # the new data set appears in the form
+
+
+def dataset_section() -> None:
+    log = runs.latest_job(home / "jobs", "synthetic-data")
+    running = log is not None and runs.job_status(log).state == "running"
+    with st.expander("Generate a synthetic data set", expanded=not runs.list_prepared(home) or running):
+        st.markdown("A computer-generated cohort of echo studies with paired CMR reports, prepared for "
+                    "training (views taken from the generator). Takes a minute or two.")
+        patients = st.number_input("Patients", 8, 2000, 40, step=8)
+        if st.button("Generate and prepare", disabled=running, icon=":material/science:"):
+            log = runs.make_synthetic_dataset(home, int(patients)).log
+            running = True
+        if log is not None and running:
+            data_job(log)
+        elif log is not None and runs.job_status(log).state in ("failed", "interrupted"):
+            st.error("The last synthetic data set could not be made:", icon=":material/error:")
+            st.code(runs.job_status(log).log_tail, language=None)
+
+
+def start_form(prepared) -> None:
+    names = list(PRESETS)
+    # Without a GPU the paper's recipe takes days: offer the small CPU recipe first.
+    name = st.selectbox("Recipe", names, index=0 if ui.gpu_available() else names.index("cpu-demo"),
+                        help="paper: the published recipe (R(2+1)D-18, GPU); cpu-demo: a small model that trains in minutes on a CPU")
+    base = preset(name)
+    with st.form("train"):
+        data = st.selectbox("Prepared data set", prepared, format_func=lambda p: p.name)
+        views = st.multiselect("Views", MODEL_VIEWS, default=list(base.views))
+        c1, c2, c3 = st.columns(3)
+        epochs = c1.number_input("Epochs (max., early stopping)", 1, 500, base.epochs)
+        batch = c2.number_input("Batch size (clips)", 1, 256, base.batch_size)
+        gpu = ui.gpu_available()
+        device = c3.radio("Device", ["cpu", "cuda"], index=int(gpu and base.device != "cpu"), horizontal=True,
+                          format_func={"cpu": "CPU", "cuda": "GPU"}.get, disabled=not gpu,
+                          help=None if gpu else "No GPU found on this machine")
+        if st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:") and views:
+            config = dataclasses.replace(base, views=tuple(views), epochs=int(epochs), batch_size=int(batch), device=device)
+            st.session_state["run"] = runs.start_run(config, data, runs_dir).name
+            st.toast("Training started", icon=":material/model_training:")
+
+
+def curves(metrics, view: str) -> list[tuple[str, go.Figure]]:
+    rows = metrics[metrics["view"] == view]
+    loss = go.Figure([go.Scatter(x=rows["epoch"], y=rows[c], name=n, mode="lines+markers")
+                      for c, n in (("train_loss", "training"), ("val_loss", "validation")) if c in rows])
+    loss.update_layout(height=280, title=f"{ui.model_name(view)}: loss", xaxis_title="Epoch", yaxis_title="Loss",
+                       xaxis_tickformat="d")
+    # View models: AUROC per binary finding; the view classifier: AUROC per view class.
+    names = [t for t in (*BINARY_TARGETS, *CLASSIFIER_LABELS) if rows.get(f"val_{t}", pd.Series()).notna().any()]
+    auroc = go.Figure([go.Scatter(x=rows["epoch"], y=rows[f"val_{t}"], mode="lines+markers",
+                                  name=ui.target_label(t) if t in BINARY_TARGETS else t) for t in names])
+    auroc.update_layout(height=280, title=f"{ui.model_name(view)}: validation AUROC", xaxis_title="Epoch",
+                        yaxis_title="AUROC", yaxis_range=[0.0, 1.02], xaxis_tickformat="d")
+    if not names:
+        auroc.add_annotation(text="Not enough positive and negative validation cases yet", showarrow=False,
+                             x=0.5, y=0.5, xref="paper", yref="paper")
+    return [("loss", loss), ("val-auroc", auroc)]
+
+
+def actions(info) -> None:
+    evaluation = runs.evaluation_status(info.path)
+    has_results = (info.path / "results" / "summary.json").exists()
+    c1, c2, c3, c4 = st.columns(4)
+    if c1.button("Stop", disabled=not info.active, icon=":material/stop:", help="Saves the last epoch, then stops"):
+        with st.spinner("Stopping (the current epoch's checkpoint is saved first)…"):
+            st.toast(f"Run {runs.stop_run(info.path, grace_s=20)}")
+    if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
+        runs.resume_run(info.path)
+    if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running", icon=":material/fact_check:"):
+        runs.start_evaluation(info.path)
+    if c4.button("Make active model", disabled=not has_results, icon=":material/verified:",
+                 help=None if has_results else "Evaluate the run first"):
+        with st.spinner("Building the model bundle…"):
+            runs.make_active_model(info.path, home / "models")
+        st.toast("This run is now the active model", icon=":material/verified:")
+    if evaluation.state != "none":
+        st.markdown(f"Held-out evaluation: {ui.state_badge(evaluation.state)}")
+        if evaluation.state in ("running", "failed", "interrupted"):
+            st.code(evaluation.log_tail or "…", language=None)
+
+
+@st.fragment(run_every=2)
+def live(run_dir) -> None:
+    p = runs.read_progress(run_dir)
+    info = p.info
+    st.markdown(f"### {info.name} {ui.state_badge(info.state)}")
+    if info.message and info.message not in ("started", "resumed"):
+        st.caption(info.message)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Model", ui.model_name(info.view))
+    c2.metric("Epoch", f"{info.epoch or 0} / {info.epochs or '—'}")
+    c3.metric("Time left (at most)", ui.duration(p.eta_s))
+    if info.active and p.batch and p.batches:
+        st.progress(min(1.0, p.batch / p.batches), text=f"Batch {p.batch} of {p.batches}")
+    if not p.metrics.empty:
+        views = list(dict.fromkeys(p.metrics["view"]))
+        view = st.radio("Curves for", views, index=views.index(info.view) if info.view in views else len(views) - 1,
+                        horizontal=True, key=f"curves-{info.name}", format_func=ui.model_name)
+        for column, (kind, fig) in zip(st.columns(2), curves(p.metrics, view)):
+            with column:
+                ui.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
+    with st.expander("Log (last lines)", expanded=info.state.startswith(("failed", "interrupted", "diverged"))):
+        st.code(p.log_tail or "…", language=None)
+    actions(info)
+    if st.session_state.get(f"was-active-{info.name}") and not info.active:
+        st.session_state[f"was-active-{info.name}"] = False
+        st.rerun()  # refresh the run list once the run ends
+    st.session_state[f"was-active-{info.name}"] = info.active
+
+
+dataset_section()
+prepared = runs.list_prepared(home)
+if prepared:
+    with st.expander("Start a new run", expanded=True):
+        start_form(prepared)
+all_runs = runs.list_runs(runs_dir)
+if not all_runs:
+    st.info("No training runs yet.")
+    st.stop()
+by_name = {r.name: r for r in all_runs}
+if st.session_state.get("run") not in by_name:
+    st.session_state["run"] = all_runs[0].name  # newest first
+name = st.selectbox("Run", list(by_name), key="run", format_func=lambda n: (
+    f"{n} — {by_name[n].state}, started {ui.when(by_name[n].started)}"))
+live(by_name[name].path)
