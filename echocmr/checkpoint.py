@@ -37,6 +37,21 @@ MAX_STATE_BYTES = 4 << 30  # model + AdamW moments + RNG
 MAX_HEADER_BYTES = 16 << 20
 
 
+# Stable ``CheckpointError.code`` values (set by ``_refuse``); messages name no file and quote
+# no value from the file.
+CHECKPOINT_ERROR_CODES = (
+    "meta_missing", "meta_too_large", "meta_invalid", "bad_format_version", "bad_kind", "meta_incomplete",
+    "weights_missing", "weights_too_large", "checksum_mismatch", "not_safetensors", "bad_safetensors_header",
+    "invalid_safetensors", "non_finite_weights", "bad_model_config", "bad_outputs", "wrong_architecture",
+    "state_missing", "state_too_large", "unsafe_state", "state_not_dict",
+)
+
+
+def _refuse(code: str, message: str) -> CheckpointError:
+    """A CheckpointError carrying a stable ``code`` (as InputError does) for tests and the UI."""
+    return CheckpointError(message, code)
+
+
 def stem_paths(stem: str | Path) -> tuple[Path, Path]:
     """(STEM.safetensors, STEM.json) for a stem given with or without either suffix."""
     stem = Path(stem)
@@ -89,22 +104,23 @@ def read_meta(stem: str | Path) -> dict:
     """The checkpoint's JSON, validated for kind, version and required keys."""
     _, meta_path = stem_paths(stem)
     if not meta_path.is_file():
-        raise CheckpointError(f"checkpoint metadata not found: {meta_path.name}")
+        raise _refuse("meta_missing", "checkpoint metadata (.json) not found")
     if meta_path.stat().st_size > MAX_META_BYTES:
-        raise CheckpointError("checkpoint metadata is implausibly large")
+        raise _refuse("meta_too_large", "checkpoint metadata is implausibly large")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint metadata is not valid JSON ({type(exc).__name__})") from None
+        raise _refuse("meta_invalid", f"checkpoint metadata is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(meta, dict):
-        raise CheckpointError("checkpoint metadata is not a JSON object")
+        raise _refuse("meta_invalid", "checkpoint metadata is not a JSON object")
+    # The offending values are not echoed: a hostile file could put anything there.
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"unsupported checkpoint format_version {meta.get('format_version')!r}")
+        raise _refuse("bad_format_version", f"unsupported checkpoint format_version (expected {FORMAT_VERSION})")
     if meta.get("kind") not in KINDS:
-        raise CheckpointError(f"unknown checkpoint kind {meta.get('kind')!r}")
+        raise _refuse("bad_kind", f"unknown checkpoint kind (expected one of {', '.join(KINDS)})")
     for key in ("model", "outputs", "sha256"):
         if key not in meta:
-            raise CheckpointError(f"checkpoint metadata lacks {key!r}")
+            raise _refuse("meta_incomplete", f"checkpoint metadata lacks {key!r}")
     return meta
 
 
@@ -114,40 +130,51 @@ def read_weights(stem: str | Path, expected_sha256: str) -> dict[str, torch.Tens
 
     weights_path, _ = stem_paths(stem)
     if not weights_path.is_file():
-        raise CheckpointError(f"checkpoint weights not found: {weights_path.name}")
+        raise _refuse("weights_missing", "checkpoint weights (.safetensors) not found")
     size = weights_path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
-        raise CheckpointError(f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
+        raise _refuse("weights_too_large", f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
     data = weights_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != str(expected_sha256).lower():
-        raise CheckpointError("checkpoint weights do not match their recorded checksum")
+        raise _refuse("checksum_mismatch", "checkpoint weights do not match their recorded checksum")
     _check_safetensors_header(data)
     try:
-        return load(data)
+        state = load(data)
     except Exception as exc:  # safetensors raises its own SafetensorError; any failure = refuse
-        raise CheckpointError(f"checkpoint weights are not a valid safetensors file ({type(exc).__name__})") from None
+        raise _refuse("invalid_safetensors",
+                      f"checkpoint weights are not a valid safetensors file ({type(exc).__name__})") from None
+    _check_finite(state)
+    return state
+
+
+def _check_finite(state: dict[str, torch.Tensor]) -> None:
+    """NaN / inf weights load fine and then predict NaN for every study: refuse them here."""
+    for tensor in state.values():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise _refuse("non_finite_weights", "checkpoint weights contain NaN or infinite values")
 
 
 def _check_safetensors_header(data: bytes) -> None:
     """Safetensors: u64 little-endian header length, then a JSON object. Pickles fail here."""
     if len(data) < 10:
-        raise CheckpointError("checkpoint weights are not a safetensors file (too short)")
+        raise _refuse("not_safetensors", "checkpoint weights are not a safetensors file (too short)")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > min(len(data) - 8, MAX_HEADER_BYTES) or data[8:9] != b"{":
-        raise CheckpointError("checkpoint weights are not a safetensors file")
+        raise _refuse("not_safetensors", "checkpoint weights are not a safetensors file")
     try:
         header = json.loads(data[8:8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError("checkpoint weights are not a safetensors file (bad header)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # "[[[[…" nests past the stack
+        raise _refuse("bad_safetensors_header", "checkpoint weights are not a safetensors file (bad header)") from None
     if not isinstance(header, dict):
-        raise CheckpointError("checkpoint weights are not a safetensors file (bad header)")
+        raise _refuse("bad_safetensors_header", "checkpoint weights are not a safetensors file (bad header)")
 
 
 def model_config_from_meta(meta: dict) -> ModelConfig:
     try:
         return without_pretrained(from_dict(ModelConfig, meta["model"]))
-    except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+        # The exception's text can quote keys from the file: report its type only.
+        raise _refuse("bad_model_config", f"checkpoint model config is invalid ({type(exc).__name__})") from None
 
 
 def load_checkpoint(stem: str | Path) -> tuple[nn.Module, dict]:
@@ -160,13 +187,17 @@ def load_checkpoint(stem: str | Path) -> tuple[nn.Module, dict]:
     state = read_weights(stem, meta["sha256"])
     outputs = meta["outputs"]
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
-        raise CheckpointError("checkpoint outputs must be a non-empty list of names")
-    model = build_model(model_config_from_meta(meta), len(outputs))
+        raise _refuse("bad_outputs", "checkpoint outputs must be a non-empty list of names")
+    config = model_config_from_meta(meta)
+    try:
+        model = build_model(config, len(outputs))
+    except (ConfigError, TypeError, ValueError, KeyError, RuntimeError) as exc:  # e.g. an unknown arch
+        raise _refuse("bad_model_config", f"checkpoint model config cannot be built ({type(exc).__name__})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0][:200]
-        raise CheckpointError(f"checkpoint weights do not fit the recorded architecture: {first}") from None
+        raise _refuse("wrong_architecture", f"checkpoint weights do not fit the recorded architecture: {first}") from None
     return model.eval(), meta
 
 
@@ -207,13 +238,15 @@ def load_training_state(stem: str | Path) -> dict[str, Any]:
     """STEM.state.pt read with ``weights_only=True`` (refuses anything but plain data)."""
     path = state_path(stem)
     if not path.is_file():
-        raise CheckpointError(f"training state not found: {path.name}")
+        raise _refuse("state_missing", "training state (.state.pt) not found")
     if path.stat().st_size > MAX_STATE_BYTES:
-        raise CheckpointError("training state file is implausibly large")
+        raise _refuse("state_too_large", "training state file is implausibly large")
     try:
+        # weights_only passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 cannot override an
+        # explicit argument (tests/test_hostile_inputs.py checks that it stays so).
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types; all mean "refuse"
-        raise CheckpointError(f"training state could not be read safely ({type(exc).__name__})") from None
+        raise _refuse("unsafe_state", f"training state could not be read safely ({type(exc).__name__})") from None
     if not isinstance(state, dict):
-        raise CheckpointError("training state is not a dict")
+        raise _refuse("state_not_dict", "training state is not a dict")
     return state

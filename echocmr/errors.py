@@ -25,7 +25,15 @@ class InputError(EchoCMRError):
 
 
 class CheckpointError(EchoCMRError):
-    """A checkpoint or model bundle is missing, malformed, tampered with or incompatible."""
+    """A checkpoint or model bundle is missing, malformed, tampered with or incompatible.
+
+    ``code`` is stable (``echocmr.checkpoint.CHECKPOINT_ERROR_CODES``) where the refusal comes from
+    the checkpoint reader, ``"invalid"`` otherwise.
+    """
+
+    def __init__(self, message: str, code: str = "invalid"):
+        super().__init__(message)
+        self.code = code
 
 
 class ConfigError(EchoCMRError):

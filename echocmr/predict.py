@@ -98,13 +98,16 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
     """Ingest uploaded files (a zip counts as many) into StudyItems with PHI-free names.
 
     Pseudonyms use a fresh salt per call: an upload's identifiers never link to anything else.
+    Each file (and zip member) is decoded in the isolated worker (``ingest.isolated``): a
+    decoder that crashes, hangs or runs out of memory fails that file only. The given names are
+    never used (they may hold patient names); files are "file N".
     """
-    from .ingest import read_study
+    from .ingest import read_study_isolated
 
     salt = secrets.token_bytes(16)
     items = []
     for number, (_, data) in enumerate(sources, start=1):
-        found = read_study(data, name=f"file {number}", salt=salt)
+        found = read_study_isolated(data, name=f"file {number}", salt=salt)
         for member, item in enumerate(found, start=1):
             name = f"file {number}" if len(found) == 1 else f"file {number}, item {member}"
             items.append(dataclasses.replace(item, index=len(items), display_name=name))

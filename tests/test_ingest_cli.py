@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import re
@@ -97,11 +96,9 @@ def test_cli_zip_input(scene, tmp_path, capsys):
     assert lines[0].startswith("accepted C") and lines[1].startswith("rejected file 1 (zip member 2): [unknown_format]")
 
 
-# -- the synthetic cohort (another module; skipped only while it does not exist) -------------
-HAS_SYNTH = importlib.util.find_spec("echocmr.synth") is not None
+# -- the synthetic cohort ------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_SYNTH, reason="echocmr.synth (the synthetic cohort generator) is not present yet")
 def test_ingest_every_file_of_a_small_synthetic_cohort(tmp_path_factory, caplog):
     from echocmr.config import SynthConfig
     from echocmr.synth import generate_cohort

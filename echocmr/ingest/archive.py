@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import posixpath
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -63,12 +64,39 @@ def _check_entry(info: zipfile.ZipInfo, seen: set[str], limits: IngestLimits) ->
         raise InputError("zip_bomb", f"an archive member's compression ratio exceeds {limits.max_zip_ratio:g}")
 
 
+def _declared_entries(data: bytes) -> int | None:
+    """Entry count from the end-of-central-directory record, or None when it cannot be read.
+
+    Read before ``zipfile`` parses the directory: 100,000 tiny entries would otherwise cost
+    100,000 ZipInfo objects before the entry limit is even looked at.
+    """
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
+    if at < 0 or at + 22 > len(data):
+        return None
+    count = struct.unpack("<H", data[at + 10:at + 12])[0]
+    return None if count == 0xFFFF else count  # 0xFFFF: a zip64 record holds the real count
+
+
+def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
+    """Entries whose compressed bytes overlap (the "overlapping files" zip bomb: many entries
+    sharing one highly compressed kernel) are refused; honest archives never overlap."""
+    spans = sorted((i.header_offset, i.header_offset + 30 + len(i.orig_filename.encode("utf-8", "replace"))
+                    + i.compress_size) for i in infos)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise InputError("zip_overlap", "archive entries overlap each other (a zip bomb construction)")
+
+
 def open_archive(data: bytes, limits: IngestLimits) -> tuple[zipfile.ZipFile, list[Member]]:
     """Validate the archive's directory; return it with its regular-file members in order."""
+    declared = _declared_entries(data)
+    if declared is not None and declared > limits.max_zip_entries:
+        raise InputError("zip_too_many_entries", f"the archive has {declared} entries; the limit is {limits.max_zip_entries}")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            struct.error, UnicodeDecodeError):  # e.g. "zip file version 25.5" is NotImplementedError
         raise InputError("bad_zip", "the archive is corrupt or not a zip file") from None
     if len(infos) > limits.max_zip_entries:
         raise InputError("zip_too_many_entries", f"the archive has {len(infos)} entries; the limit is {limits.max_zip_entries}")
@@ -77,6 +105,7 @@ def open_archive(data: bytes, limits: IngestLimits) -> tuple[zipfile.ZipFile, li
     for info in infos:
         _check_entry(info, seen, limits)
         total += info.file_size
+    _check_overlap(infos)
     if total > limits.max_zip_total_bytes:
         raise InputError("zip_too_large", f"the archive declares {total} bytes; the limit is {limits.max_zip_total_bytes}")
     members = [Member(k + 1, i) for k, i in enumerate(i for i in infos if not i.is_dir())]

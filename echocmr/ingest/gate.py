@@ -58,16 +58,21 @@ PARSE_ERRORS = (EOFError, ValueError, TypeError, KeyError, IndexError, Attribute
 
 @contextlib.contextmanager
 def quiet_pydicom():
-    """Silence pydicom's warnings and log lines: they may quote header values (PHI)."""
+    """Silence pydicom's warnings and log lines: they may quote header values (PHI).
+
+    ``disabled`` alone is not enough: records of child loggers (``pydicom.pixels.decoders.base``
+    logs decoder failures at ERROR with a traceback) still reach the root handlers, so
+    propagation is cut too.
+    """
     logger = logging.getLogger("pydicom")
-    was = logger.disabled
-    logger.disabled = True
+    was = logger.disabled, logger.propagate
+    logger.disabled, logger.propagate = True, False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.disabled = was
+        logger.disabled, logger.propagate = was
 
 
 def read_bounded(source: str | os.PathLike | bytes, limits: IngestLimits) -> bytes:
@@ -169,7 +174,12 @@ def read_header(data: bytes):
     except (InvalidDicomError, *PARSE_ERRORS):
         raise InputError("bad_header", "the DICOM header could not be parsed") from None
     if fp.tell() >= len(data):
-        # pydicom reads short values silently, so a cut header looks like a pixel-less file.
+        # A report, waveform or PDF has no Pixel Data either: say "not ultrasound" for those
+        # rather than "truncated". pydicom reads short values silently, so a cut header still
+        # looks like a pixel-less file and stays "truncated_file".
+        with contextlib.suppress(*PARSE_ERRORS), quiet_pydicom():
+            if str(ds.get("Modality", "") or "").strip():  # only an explicit, readable modality
+                check_modality(ds)
         raise InputError("truncated_file", "the file ends before its Pixel Data (truncated, or not an image)")
     return ds, fp.tell()
 

@@ -123,14 +123,18 @@ def read_study(source: str | os.PathLike | bytes, *, name: str = "upload", limit
     Problems are reported per item (``error``), never raised; a refused archive is one item.
     """
     with gate.quiet_pydicom():  # pydicom's warnings quote header values: PHI
-        return _read_study(source, _display_name(name), limits, salt)
+        return read_study_with(clip_from_bytes, source, _display_name(name), limits, salt)
 
 
-def _read_study(source, label: str, limits: IngestLimits, salt: bytes) -> list[StudyItem]:
+def read_study_with(decode, source, label: str, limits: IngestLimits, salt: bytes) -> list[StudyItem]:
+    """``read_study`` with ``decode(blob, limits=, salt=, study_key=)`` turning one file's bytes into
+    a Clip: ``clip_from_bytes`` in-process, or an isolated worker (``ingest.isolated``). Size checks
+    and archive validation stay here, in pure Python; only the decoders are swapped."""
+    label = _display_name(label)
     try:
         data = gate.read_bounded(source, limits)
         if gate.sniff(data) != "zip":
-            return [StudyItem(0, label, clip_from_bytes(data, limits=limits, salt=salt), None)]
+            return [StudyItem(0, label, decode(data, limits=limits, salt=salt), None)]
         zf, members = archive.open_archive(data, limits)
     except InputError as exc:
         log.info("%s rejected: %s", label, exc.code)
@@ -142,7 +146,7 @@ def _read_study(source, label: str, limits: IngestLimits, salt: bytes) -> list[S
             display = f"{label} (zip member {member.position})"
             try:
                 blob = archive.read_member(zf, member, limits)
-                clip = clip_from_bytes(blob, limits=limits, salt=salt, study_key=_study_key(blob, study_key))
+                clip = decode(blob, limits=limits, salt=salt, study_key=_study_key(blob, study_key))
                 items.append(StudyItem(k, display, clip, None))
             except InputError as exc:
                 log.info("%s rejected: %s", display, exc.code)

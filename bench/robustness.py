@@ -1,0 +1,126 @@
+"""Robustness benchmark: the hostile corpus plus a short fuzz loop through the isolated decoder.
+
+Prints one row per category (inputs tried, rejected with the expected code, accepted as
+expected, wrong outcome, crashes, the decoder worker's peak RSS in MiB), a fuzz row, and last a
+summary line ``crashes: N`` (must be 0). A crash is the worker dying (``decoder_crashed``,
+``decoder_memory``, ``decoder_timeout``), an unexpected exception inside it
+(``decoder_failed``), or any exception other than InputError / CheckpointError in this process.
+Runs in well under two minutes on two CPU cores; ``--fuzz-seconds`` sets the fuzz budget.
+Exit status 0 only when there is no crash and every corpus case gave its expected outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+CRASH_CODES = {"decoder_crashed", "decoder_memory", "decoder_timeout", "decoder_failed"}
+
+
+def run_corpus(ctx, decoder) -> tuple[dict, list[str], int]:
+    """Per-category counters, the names of cases with a wrong outcome, the max worker peak."""
+    import hostile_corpus as H
+
+    rows: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    wrong, peak = [], 0
+    for case in H.CASES:
+        row = rows[case.category]
+        row["tried"] += 1
+        try:
+            out = H.run_case(case, case.build(ctx), decoder)
+        except Exception as exc:  # anything escaping the entry point counts as a crash
+            row["crashes"] += 1
+            wrong.append(f"{case.name}: {type(exc).__name__}")
+            continue
+        peak = max(peak, out.peak_rss_bytes or 0)
+        row["peak"] = max(row["peak"], out.peak_rss_bytes or 0)
+        row["crashes"] += sum(code in CRASH_CODES for code in out.codes)
+        if out.code != case.expect:
+            row["wrong"] += 1
+            wrong.append(f"{case.name}: got {out.code}, expected {case.expect}")
+        elif case.expect.split(",")[0] == "accepted":
+            row["accepted"] += 1
+        else:
+            row["rejected"] += 1
+    return rows, wrong, peak
+
+
+def run_fuzz(ctx, decoder, seconds: float, seed: int) -> collections.Counter:
+    """Mutated inputs through the isolated worker (a real crash must not take this process down)."""
+    import test_fuzz_ingest as Z
+
+    pool = Z.seeds(ctx)
+    rng = random.Random(seed)
+    row = collections.Counter()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        data = Z.mutate(rng.choice(pool), rng, pool)
+        row["tried"] += 1
+        result = decoder.decode(data)
+        row["peak"] = max(row["peak"], result.peak_rss_bytes or 0)
+        if result.error is None:
+            row["accepted"] += 1
+        elif result.error.code in CRASH_CODES:
+            row["crashes"] += 1
+        else:
+            row["rejected"] += 1
+    return row
+
+
+def print_table(rows: dict, fuzz: collections.Counter) -> None:
+    head = f"{'category':<24}{'tried':>7}{'rejected ok':>13}{'accepted ok':>13}{'wrong':>7}{'crashes':>9}{'peak MiB':>10}"
+    print(head)
+    print("-" * len(head))
+    total = collections.Counter()
+    for name in sorted(rows):
+        r = rows[name]
+        total.update({k: v for k, v in r.items() if k != "peak"})
+        total["peak"] = max(total["peak"], r["peak"])
+        print(f"{name:<24}{r['tried']:>7}{r['rejected']:>13}{r['accepted']:>13}{r['wrong']:>7}{r['crashes']:>9}"
+              f"{r['peak'] / 2**20:>10.0f}")
+    print("-" * len(head))
+    print(f"{'corpus total':<24}{total['tried']:>7}{total['rejected']:>13}{total['accepted']:>13}{total['wrong']:>7}"
+          f"{total['crashes']:>9}{total['peak'] / 2**20:>10.0f}")
+    print(f"{'fuzz (mutations)':<24}{fuzz['tried']:>7}{fuzz['rejected']:>13}{fuzz['accepted']:>13}{'-':>7}"
+          f"{fuzz['crashes']:>9}{fuzz['peak'] / 2**20:>10.0f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fuzz-seconds", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import hostile_corpus as H
+    from echocmr.ingest.isolated import IsolatedDecoder
+
+    started = time.perf_counter()
+    decoder = IsolatedDecoder(H.LIMITS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="echocmr-robustness-") as tmp:
+            ctx = H.Ctx(Path(tmp))
+            rows, wrong, peak = run_corpus(ctx, decoder)
+            fuzz = run_fuzz(ctx, decoder, args.fuzz_seconds, args.seed)
+    finally:
+        decoder.close()
+    print_table(rows, fuzz)
+    for line in wrong:
+        print("wrong outcome:", line)
+    crashes = sum(r["crashes"] for r in rows.values()) + fuzz["crashes"]
+    print(f"max decoder worker peak RSS: {max(peak, fuzz['peak']) / 2**20:.0f} MiB; "
+          f"wall time: {time.perf_counter() - started:.0f} s")
+    print(f"crashes: {crashes}")
+    return 0 if crashes == 0 and not wrong else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
