@@ -28,22 +28,38 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _name_error(exc: OSError, path: Path) -> None:
+    """A failed write() (disk full, file too large) carries no file name; say which file it was."""
+    if exc.filename is None:
+        exc.filename = str(path)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place."""
+    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place.
+
+    On any failure (disk full, read-only folder, a signal) the temp file is removed and ``path``
+    is left as it was; an OSError names ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        exc.filename = str(path)  # not the random temp name: the file the caller asked for
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            _name_error(exc, path)
         raise
     _fsync_dir(path.parent)
     return path
@@ -66,13 +82,44 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line and fsync: a JSON-lines log survives a kill -9 up to its last full line."""
+    """Append one line and fsync: a JSON-lines log survives a kill -9 up to its last full line.
+
+    A torn last line (a crash or a full disk in the middle of an earlier append) is cut off
+    first; otherwise this line would be glued onto it and be unreadable too.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line.rstrip("\n") + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab+") as handle:
+            _drop_torn_tail(handle)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        _name_error(exc, path)
+        raise
+
+
+def _drop_torn_tail(handle: io.BufferedRandom) -> None:
+    """Truncate an append-mode file after its last newline (no-op when it ends with one)."""
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    handle.seek(size - 1)
+    if handle.read(1) == b"\n":
+        return
+    chunk = 1 << 16
+    end = size
+    while end > 0:  # search backwards so a long log is not read whole
+        start = max(0, end - chunk)
+        handle.seek(start)
+        cut = handle.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            handle.truncate(start + cut + 1)
+            return
+        end = start
+    handle.truncate(0)
 
 
 def read_json_lines(path: str | os.PathLike) -> list[dict]:

@@ -20,6 +20,9 @@ from .config import TrainConfig, from_dict, to_dict
 from .errors import ConfigError
 
 STATES = ("running", "stopped", "finished", "diverged", "failed")
+# Temp files of echocmr.atomic (".NAME.random.tmp") that only a training process writes.
+TEMP_PATTERNS = (".config.json.*.tmp", ".status.json.*.tmp", ".metrics.jsonl.*.tmp",
+                 "*/.last.*.tmp", "*/.best.*.tmp")
 LOGGER_NAME = "echocmr"
 
 
@@ -28,7 +31,40 @@ def now_iso() -> str:
 
 
 def default_run_name(config: TrainConfig) -> str:
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+    """date-time-preset. Under torchrun the time is the torchrun agent's start, so a worker group
+    that torchrun restarts (``--max-restarts``) finds the same folder and resumes it."""
+    return f"{_run_start_time().strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+
+
+def _run_start_time() -> datetime:
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        try:
+            import psutil
+
+            return datetime.fromtimestamp(psutil.Process(os.getppid()).create_time())
+        except Exception:  # psutil missing or the parent gone: a fresh time is still a valid name
+            pass
+    return datetime.now()
+
+
+def elastic_run_id() -> str | None:
+    """torchrun's job id (the same for every restart of the job), None outside torchrun."""
+    return os.environ.get("TORCHELASTIC_RUN_ID")
+
+
+def elastic_restart_of(run_dir: Path) -> bool:
+    """True in a worker that torchrun restarted after a failure, for the run this job started.
+
+    The job id in config.json must match: a restart after "already exists" must not resume some
+    older run of the same name.
+    """
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) < 1 or elastic_run_id() is None:
+        return False
+    try:
+        data = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("elastic_run_id") == elastic_run_id()
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, Path]:
@@ -56,7 +92,11 @@ class RunDir:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         self.started = True
-        atomic_write_json(self.path / "config.json", {"train": to_dict(config), "data": str(data_dir)})
+        self._remove_stale_temps()
+        record = {"train": to_dict(config), "data": str(data_dir)}
+        if elastic_run_id() is not None:
+            record["elastic_run_id"] = elastic_run_id()
+        atomic_write_json(self.path / "config.json", record)
         self.status = {"state": "running", "pid": os.getpid(), "view": None, "epoch": 0,
                        "epochs": config.epochs, "started": now_iso(), "updated": now_iso(),
                        "message": "resumed" if resumed else "started"}
@@ -67,6 +107,19 @@ class RunDir:
         logger.addHandler(self._handler)
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temp files a killed session left behind (atomic writes never renamed).
+
+        Only the names training itself writes: launcher.json / train.out are written by the
+        dashboard's process, possibly at this very moment.
+        """
+        for pattern in TEMP_PATTERNS:
+            for tmp in self.path.glob(pattern):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
 
     def close(self) -> None:
         if self._handler is not None:
@@ -81,6 +134,15 @@ class RunDir:
         self.status.update(fields)
         self.status["updated"] = now_iso()
         atomic_write_json(self.path / "status.json", self.status)
+
+    def final_status(self, **fields: Any) -> None:
+        """``write_status`` for the way out of a failure: the disk may be full or read-only, and
+        the error being reported matters more than the status file."""
+        try:
+            self.write_status(**fields)
+        except OSError as exc:
+            logging.getLogger(LOGGER_NAME).error("could not record state %r in status.json: %s",
+                                                 fields.get("state"), exc)
 
     def progress(self, batch: int, batches: int, every_s: float = 2.0) -> None:
         """Within-epoch progress for the dashboard, at most every ``every_s`` seconds."""

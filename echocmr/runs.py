@@ -12,6 +12,7 @@ process group), so a stop reaches its data-loader workers or sub-commands too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -27,7 +28,8 @@ from typing import Any, Sequence
 import psutil
 
 from .atomic import atomic_write_json, read_json_lines
-from .config import TrainConfig
+from .config import TrainConfig, preset
+from .errors import ConfigError
 
 LAUNCHER = "launcher.json"
 TRAIN_OUT = "train.out"  # stdout/stderr of the training process (tracebacks land here)
@@ -355,12 +357,43 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     return sorted(infos, key=lambda r: (r.started or "", r.name), reverse=True)
 
 
+# TrainConfig fields that ``echocmr train`` has a flag for (value -> argv).
+_TRAIN_FLAGS = {"lr": "--lr", "patience": "--patience", "num_workers": "--num-workers", "seed": "--seed",
+                "max_train_clips": "--max-train-clips", "classifier_epochs": "--classifier-epochs"}
+_MODEL_FLAGS = {"arch": "--arch", "width": "--width", "n_frames": "--frames"}
+
+
 def train_command(config: TrainConfig, data_dir: Path, runs_dir: Path, name: str) -> list[str]:
+    """The ``echocmr train`` command line that reproduces ``config`` exactly.
+
+    Fields are passed when they differ from the preset; a change the command line cannot
+    express raises ConfigError (a run silently trained with other settings would be worse).
+    """
+    base = preset(config.preset)
     cmd = _cli("train", "--data", str(data_dir), "--out", str(runs_dir), "--run-name", name,
                "--preset", config.preset, "--epochs", str(config.epochs),
                "--batch-size", str(config.batch_size), "--views", *config.views)
     if config.device in ("cpu", "cuda"):
         cmd += ["--device", config.device]
+    cmd += [arg for key, flag in _TRAIN_FLAGS.items() if getattr(config, key) != getattr(base, key)
+            for arg in (flag, str(getattr(config, key)))]
+    cmd += [arg for key, flag in _MODEL_FLAGS.items() if getattr(config.model, key) != getattr(base.model, key)
+            for arg in (flag, str(getattr(config.model, key)))]
+    if base.view_classifier and not config.view_classifier:
+        cmd.append("--no-view-classifier")
+    if config.compile and not base.compile:
+        cmd.append("--compile")
+    expressible = {*_TRAIN_FLAGS, "preset", "epochs", "batch_size", "views", "device", "view_classifier",
+                   "compile", "model"}
+    lost = [f.name for f in dataclasses.fields(config) if f.name not in expressible
+            and getattr(config, f.name) != getattr(base, f.name)]
+    lost += [f"model.{f.name}" for f in dataclasses.fields(config.model) if f.name not in _MODEL_FLAGS
+             and getattr(config.model, f.name) != getattr(base.model, f.name)]
+    if (not base.view_classifier and config.view_classifier) or (base.compile and not config.compile):
+        lost.append("view_classifier/compile")
+    if lost:
+        raise ConfigError(f"these settings differ from preset {config.preset!r} but `echocmr train` has no "
+                          f"option for them: {', '.join(lost)}")
     return cmd
 
 
@@ -370,9 +403,10 @@ def start_run(config: TrainConfig, data_dir: str | os.PathLike, runs_dir: str | 
     runs_dir, data_dir = Path(runs_dir), Path(data_dir)
     name = name or new_run_name(config.preset)
     run_dir = runs_dir / name
+    cmd = train_command(config, data_dir, runs_dir, name)  # refuses before any folder is made
     runs_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(exist_ok=False)  # a name clash fails loudly instead of mixing two runs' files
-    _spawn(train_command(config, data_dir, runs_dir, name), run_dir / TRAIN_OUT, run_dir / LAUNCHER)
+    _spawn(cmd, run_dir / TRAIN_OUT, run_dir / LAUNCHER)
     return run_info(run_dir)
 
 

@@ -16,6 +16,7 @@ the next batch.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -39,7 +40,7 @@ from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays
                       target_arrays)
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
-from .run_dir import RunDir
+from .run_dir import RunDir, elastic_restart_of
 from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS, TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
 from .train_loop import (EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch,
@@ -59,6 +60,7 @@ class Task:
     outputs: tuple[str, ...]
     model: ModelConfig
     index: int  # position in the run; offsets the seed so models start differently
+    epochs: int  # the classifier may get fewer than the view models: views are easy to tell apart
 
 
 @dataclass
@@ -119,9 +121,10 @@ def plan_tasks(config: TrainConfig) -> list[Task]:
     if config.view_classifier:
         clf_model = ModelConfig(arch="compact", width=config.classifier_width,
                                 n_frames=config.classifier_frames, period=config.model.period)
-        tasks.append(Task(VIEW_CLASSIFIER, "view_classifier", CLASSIFIER_LABELS, clf_model, 0))
+        tasks.append(Task(VIEW_CLASSIFIER, "view_classifier", CLASSIFIER_LABELS, clf_model, 0,
+                          config.classifier_epochs or config.epochs))
     for i, view in enumerate(config.views, start=1):
-        tasks.append(Task(view, "view_model", OUTPUTS, config.model, i))
+        tasks.append(Task(view, "view_model", OUTPUTS, config.model, i, config.epochs))
     return tasks
 
 
@@ -250,7 +253,7 @@ def save_epoch(tr: TaskRun, record: dict, improved: bool, score: float) -> None:
     if improved:
         save_checkpoint(tr.folder / "best", weights, tr.meta(score))
     tr.run.append_metrics(record)
-    tr.run.write_status(view=tr.task.name, epoch=tr.counters.epoch, epochs=tr.config.epochs,
+    tr.run.write_status(view=tr.task.name, epoch=tr.counters.epoch, epochs=tr.task.epochs,
                         message=f"{tr.task.name} epoch {tr.counters.epoch}: train loss {record['train_loss']:.4f}")
 
 
@@ -285,8 +288,9 @@ def _meta_epoch(stem: Path) -> tuple[int, int] | None:
     return int(meta.get("epoch", -1)), int(meta.get("step", 0))
 
 
-def finished(counters: Counters, config: TrainConfig) -> bool:
-    return counters.early_stopped or (counters.epoch >= config.epochs and counters.step == 0)
+def finished(counters: Counters, epochs: int) -> bool:
+    # A partial epoch past ``epochs`` (the limit was lowered on resume) is not worth finishing.
+    return counters.early_stopped or counters.epoch >= epochs
 
 
 def run_epoch(tr: TaskRun, sampler: EpochSampler, train_loader, val_loader, stop: StopFlag) -> bool:
@@ -296,7 +300,7 @@ def run_epoch(tr: TaskRun, sampler: EpochSampler, train_loader, val_loader, stop
     sampler.skip = c.step * tr.config.batch_size
     n_batches = c.step + len(train_loader)
     lr = tr.optimizer.param_groups[0]["lr"]
-    bar = tqdm(total=n_batches, initial=c.step, desc=f"{tr.task.name} {epoch}/{tr.config.epochs}",
+    bar = tqdm(total=n_batches, initial=c.step, desc=f"{tr.task.name} {epoch}/{tr.task.epochs}",
                leave=False, disable=None if tr.run.enabled else True, dynamic_ncols=True)
     tr.run.write_status(view=tr.task.name, epoch=c.epoch, batch=c.step, batches=n_batches,
                         message=f"{tr.task.name} epoch {epoch}")
@@ -316,6 +320,7 @@ def run_epoch(tr: TaskRun, sampler: EpochSampler, train_loader, val_loader, stop
         c.step, c.partial_loss_sum, c.partial_count = result.steps, result.loss_sum, result.count
         save_partial(tr)
         return False
+    _check_finite_weights(tr.model, epoch)
     record, score = validate(tr, val_loader, epoch, result.loss, lr, started)
     tr.scheduler.step()
     improved = score > c.best_score
@@ -329,18 +334,27 @@ def run_epoch(tr: TaskRun, sampler: EpochSampler, train_loader, val_loader, stop
     return True
 
 
+def _check_finite_weights(model: nn.Module, epoch: int) -> None:
+    """The last step of an epoch can blow the weights up with a finite loss; such weights must
+    never become ``last`` or ``best``."""
+    if not all(torch.isfinite(p).all() for p in unwrap(model).parameters()):
+        raise TrainingDiverged(f"non-finite weights at the end of epoch {epoch}; try a lower learning rate")
+
+
 def validate(tr: TaskRun, val_loader, epoch: int, train_loss: float, lr: float,
              started: float) -> tuple[dict, float]:
     """Evaluate the plain module (every rank, same buffers) and build the metrics record."""
     sync_buffers(unwrap(tr.model), tr.runtime.ctx)
     val_loss, outputs, targets, mask = evaluate(unwrap(tr.model), tr.loss_fn(), val_loader, tr.runtime)
+    if not np.isfinite(outputs).all():  # else AUROC raises a ValueError: "failed", not "diverged"
+        raise TrainingDiverged(f"non-finite validation outputs in epoch {epoch}; try a lower learning rate")
     if len(outputs) == 0:
         metrics: dict[str, float] = {}
     elif tr.task.kind == "view_classifier":
         metrics = classifier_metrics(outputs, targets, tr.task.outputs)
     else:
         metrics = view_model_metrics(outputs, targets, mask, tr.task.outputs, tr.data.target_scaling)
-    score = validation_score(metrics, tr.task.outputs, val_loss, train_loss)
+    score = validation_score(metrics, tr.task.outputs, val_loss, train_loss, tr.task.kind)
     record = {"view": tr.task.name, "epoch": epoch, "train_loss": train_loss,
               "val_loss": val_loss if math.isfinite(val_loss) else None, "val": metrics, "lr": lr,
               "seconds": round(time.monotonic() - started, 3), "score": score}
@@ -365,7 +379,7 @@ def train_task(task: Task, config: TrainConfig, data_dir: Path, manifest, run: R
     tr = build_task_run(task, config, data, run, runtime, dataset_info(data_dir))
     if saved is not None:
         restore(tr, saved)
-        if finished(tr.counters, config):
+        if finished(tr.counters, task.epochs):
             log.info("%s already finished at epoch %d; skipped", task.name, tr.counters.epoch)
             return True
         log.info("%s resumes after epoch %d (batch %d)", task.name, tr.counters.epoch, tr.counters.step)
@@ -373,7 +387,7 @@ def train_task(task: Task, config: TrainConfig, data_dir: Path, manifest, run: R
     sampler = EpochSampler(data.train_set, runtime.ctx.world_size, runtime.ctx.rank, config.seed + task.index)
     train_loader = make_loader(data.train_set, config.batch_size, sampler, runtime, config.num_workers, config.seed)
     val_loader = make_loader(data.val_set, config.batch_size, None, runtime, config.num_workers, config.seed)
-    while not finished(tr.counters, config):
+    while not finished(tr.counters, task.epochs):
         if not run_epoch(tr, sampler, train_loader, val_loader, stop) or stop.requested:
             return False
     log.info("%s done: best epoch %d (score %.4f)", task.name, tr.counters.best_epoch, tr.counters.best_score)
@@ -392,12 +406,16 @@ def train_model(config: TrainConfig, data_dir: Path, run_dir: Path, resume: bool
     """Train every model of ``config`` into ``run_dir``; returns ``run_dir``.
 
     Returns normally after a graceful stop too (status.json says "stopped"). Raises
-    TrainingDiverged (status "diverged") on a non-finite loss; other errors set "failed".
+    TrainingDiverged (status "diverged") on a non-finite loss, ConfigError when the run folder
+    cannot be written (disk full, read-only); other errors set "failed".
     """
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     ctx = init_distributed(config.device)
+    # A worker group that torchrun restarted reruns the original command: continue, not refuse.
+    resume = resume or elastic_restart_of(run_dir)
     run = RunDir(run_dir, enabled=ctx.is_main)
     stop = StopFlag()
+    stop.install()  # before any file is written, so an early Stop still ends in a clean state
     previous_determinism = torch.are_deterministic_algorithms_enabled()
     try:
         runtime = make_runtime(config, ctx)
@@ -407,26 +425,52 @@ def train_model(config: TrainConfig, data_dir: Path, run_dir: Path, resume: bool
         run.start(config, data_dir, resumed=resume)
         _set_determinism(runtime)
         _seed_everything(config.seed)
-        stop.install()
         log.info("training %s on %s (world size %d)", [t.name for t in plan_tasks(config)], runtime.device,
                  ctx.world_size)
         _run_tasks(config, data_dir, manifest, run, runtime, resume, stop)
         return run_dir
     except TrainingDiverged as exc:
-        run.write_status(state="diverged", message=str(exc))
+        run.final_status(state="diverged", message=str(exc))
         log.error("diverged: %s", exc)
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint of the epoch in progress
-        run.write_status(state="stopped", message="interrupted; the epoch in progress was not saved")
+        run.final_status(state="stopped", message="interrupted; the epoch in progress was not saved")
         raise
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS or not _in_run_dir(exc.filename, run_dir):
+            run.final_status(state="failed", message=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        error = ConfigError(_write_error_message(exc, run_dir))
+        run.final_status(state="failed", message=str(error)[:500])
+        raise error from exc
     except BaseException as exc:
-        run.write_status(state="failed", message=f"{type(exc).__name__}: {exc}"[:500])
+        run.final_status(state="failed", message=f"{type(exc).__name__}: {exc}"[:500])
         raise
     finally:
         stop.restore()
         torch.use_deterministic_algorithms(previous_determinism)
         run.close()
         cleanup(ctx)
+
+
+# A full disk, a file-size limit, a read-only or foreign folder: the user must act, so say so
+# plainly instead of a traceback. The files written so far are intact (atomic writes).
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def _in_run_dir(filename: str | None, run_dir: Path) -> bool:
+    """A write error without a file name (e.g. a full disk on flush) is most likely ours too."""
+    return filename is None or Path(filename).resolve().is_relative_to(run_dir.resolve())
+
+
+def _write_error_message(exc: OSError, run_dir: Path) -> str:
+    where = Path(exc.filename) if exc.filename else run_dir
+    try:
+        where = where.relative_to(run_dir.parent)
+    except ValueError:
+        pass
+    return (f"cannot write {where}: {exc.strerror or exc}. The run's saved checkpoints are unchanged; "
+            f"free disk space or fix the folder's permissions, then continue with --resume {run_dir}")
 
 
 def _run_tasks(config: TrainConfig, data_dir: Path, manifest, run: RunDir, runtime: Runtime, resume: bool,

@@ -55,8 +55,30 @@ def init_distributed(requested_device: str) -> DistContext:
     device = resolve_device(requested_device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    store = _restart_store(world_size)
+    if store is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size)
     return DistContext(rank, world_size, local_rank, initialised_here=True)
+
+
+def _restart_store(world_size: int) -> Any:
+    """After torchrun restarts the workers (``--max-restarts``), a store private to this attempt.
+
+    The new workers share torchrun's key-value store with the dead ones, whose keys are still
+    there: gloo could read a dead rank's address and fail with "connection refused" (seen on
+    CPU). A per-attempt key prefix makes stale entries invisible. None: the default store.
+    """
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if attempt < 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from torch.distributed.constants import default_pg_timeout
+
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                           is_master=False, timeout=default_pg_timeout)
+    return dist.PrefixStore(f"echocmr/attempt_{attempt}", client)
 
 
 def cleanup(ctx: DistContext) -> None:

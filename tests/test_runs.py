@@ -155,3 +155,26 @@ def test_list_prepared(tmp_path):
         (tmp_path / "prepared" / name / "prepare.json").write_text("{}")
     (tmp_path / "prepared" / "half").mkdir()
     assert [p.name for p in runs.list_prepared(tmp_path)] == ["a", "b"]
+
+
+def test_train_command_reproduces_the_config_or_refuses(tmp_path):
+    import dataclasses
+
+    from echocmr.commands.train import config_from_args, register
+    from echocmr.config import preset
+    from echocmr.errors import ConfigError
+
+    base = preset("cpu-demo")
+    config = dataclasses.replace(base, views=("A4C",), view_classifier=False, lr=3e-4, patience=9, seed=5,
+                                 max_train_clips=7, model=dataclasses.replace(base.model, width=4, n_frames=8))
+    cmd = runs.train_command(config, tmp_path / "data", tmp_path, "r")
+    assert cmd[:4] == [sys.executable, "-m", "echocmr.cli", "train"]
+    import argparse
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    assert config_from_args(parser.parse_args(cmd[3:]), base) == config  # nothing silently dropped
+    for lost in (dataclasses.replace(config, weight_decay=0.5),
+                 dataclasses.replace(config, model=dataclasses.replace(config.model, period=3))):
+        with pytest.raises(ConfigError, match="no option"):
+            runs.start_run(lost, tmp_path / "data", tmp_path, name="lost")
+    assert not (tmp_path / "lost").exists()  # refused before any folder was made

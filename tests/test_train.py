@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from echocmr import cli
 from echocmr import train as train_module
 from echocmr.atomic import read_json_lines
-from echocmr.config import PRESETS, ModelConfig, TrainConfig
+from echocmr.config import ModelConfig, TrainConfig
 from echocmr.errors import ConfigError, TrainingDiverged
 from echocmr.inference import load_view_classifier, load_view_model, predict_prepared
 from echocmr.train import train_model
@@ -55,12 +55,13 @@ def _status(run: Path) -> dict:
 
 
 def test_a_run_trains_classifier_and_view_model(prepared, tmp_path):
-    run = train_model(dataclasses.replace(TINY, view_classifier=True, epochs=1), prepared, tmp_path / "run")
+    config = dataclasses.replace(TINY, view_classifier=True, epochs=2, classifier_epochs=1)
+    run = train_model(config, prepared, tmp_path / "run")
     status = _status(run)
     assert status["state"] == "finished" and status["pid"] == os.getpid()
     assert json.loads((run / "config.json").read_text())["data"] == str(prepared)
     records = read_json_lines(run / "metrics.jsonl")
-    assert [(r["view"], r["epoch"]) for r in records] == [("view_classifier", 1), ("A4C", 1)]
+    assert [(r["view"], r["epoch"]) for r in records] == [("view_classifier", 1), ("A4C", 1), ("A4C", 2)]
     assert {"train_loss", "val_loss", "val", "lr", "seconds"} <= set(records[-1])
     assert (run / "train.log").read_text().strip()
     for stem in ("A4C/last", "A4C/best", "view_classifier/best"):

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="training recipe (default: paper)")
     p.add_argument("--views", nargs="+", choices=MODEL_VIEWS, help="views to train (default: all)")
     p.add_argument("--epochs", type=int, help="maximum epochs per model")
+    p.add_argument("--classifier-epochs", type=int, help="maximum epochs of the view classifier (default: --epochs)")
     p.add_argument("--batch-size", type=int, help="clips per step (per process under torchrun)")
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
@@ -46,7 +47,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
     """``base`` with every flag the user actually gave applied on top."""
     fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience,
               "device": args.device, "num_workers": args.num_workers, "seed": args.seed,
-              "max_train_clips": args.max_train_clips}
+              "max_train_clips": args.max_train_clips, "classifier_epochs": args.classifier_epochs}
     changes = {k: v for k, v in fields.items() if v is not None}
     if args.views:
         changes["views"] = tuple(args.views)
@@ -67,8 +68,8 @@ def _validate(config: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "patience"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
-    if config.num_workers < 0 or config.max_train_clips < 0:
-        raise ConfigError("--num-workers and --max-train-clips cannot be negative")
+    if config.num_workers < 0 or config.max_train_clips < 0 or config.classifier_epochs < 0:
+        raise ConfigError("--num-workers, --max-train-clips and --classifier-epochs cannot be negative")
     if not isinstance(config.model, ModelConfig) or config.model.n_frames < 1 or config.model.period < 1:
         raise ConfigError("n_frames and period must be at least 1")
 
