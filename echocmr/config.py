@@ -103,6 +103,11 @@ class IngestLimits:
     clip_size: int = 112
     min_side: int = 16  # frames smaller than this (e.g. 1×1) cannot hold an echo sector
     decode_threads: int = 0  # JPEG frame decoding threads; 0: min(4, CPU cores)
+    # Isolated decoding (echocmr.ingest.isolated, the upload path): the worker's address-space
+    # cap (RLIMIT_AS; it counts mapped libraries and thread stacks too, so it is generous) and
+    # the wall-clock time one file may take before the worker is killed.
+    worker_memory_bytes: int = 4 * 1024**3
+    worker_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class TrainConfig:
     view_classifier: bool = True  # train the A4C/A2C/PLAX/other classifier first
     classifier_width: int = 16  # compact (2+1)D classifier over a few frames
     classifier_frames: int = 8
+    classifier_epochs: int = 0  # 0: as many as the view models
     compile: bool = False  # torch.compile on CUDA (opt-in: compile time dominates short runs)
 
 
@@ -179,17 +185,21 @@ class EvalConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
+    # Sized so the shipped default (3 views x ~480 training clips) builds in <= 30 min on 2 CPU cores.
     "cpu-demo": TrainConfig(
         preset="cpu-demo",
-        model=ModelConfig(arch="compact", width=16, n_frames=16, period=2),
+        model=ModelConfig(arch="compact", width=8, n_frames=16, period=2),
         lr=1e-3,
         batch_size=8,
-        epochs=12,
-        patience=4,
-        lr_step_epochs=8,
+        epochs=5,
+        patience=3,
+        lr_step_epochs=4,
         num_workers=0,
         device="cpu",
         bf16=False,
+        classifier_width=8,
+        classifier_frames=8,
+        classifier_epochs=2,
     ),
 }
 

@@ -29,8 +29,14 @@ EXAMPLE_FRAMES = 32  # example clips are trimmed: they only illustrate views on 
 class DemoConfig:
     """What the shipped default is trained on."""
 
-    n_patients: int = 300
+    n_patients: int = 400
     seed: int = 0
+    # Frames are rendered smaller than a scanner's 480x640: the heart occupies the same share of
+    # the sector, the 112x112 clips look alike, and the cohort builds ~4x faster on a laptop.
+    native_size: tuple[int, int] = (240, 320)
+    # 70/10/20 rather than the paper's 80/10/10: a synthetic cohort is cheap, and a larger held-out
+    # split narrows the confidence intervals the app shows.
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     tissue_signal: float = 0.0
     preset: str = "cpu-demo"
     epochs: int = 0  # 0: the preset's
@@ -38,7 +44,11 @@ class DemoConfig:
 
 
 def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path | None = None) -> Path:
-    """Build the default bundle into ``out``; returns it. ``work`` holds the intermediate data."""
+    """Build the default bundle into ``out``; returns it. ``work`` holds the intermediate data.
+
+    Every stage resumes: an interrupted build picks up where it stopped when run again.
+    """
+    out = Path(out)
     from .bundle import build_bundle
     from .evaluate import evaluate_run
     from .prepare import PrepareSources, prepare_dataset, summarise
@@ -48,22 +58,28 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     work = Path(work or data_home() / "demo")
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     if not (cohort / "cohort.json").exists():
-        generate_cohort(SynthConfig(n_patients=config.n_patients, seed=config.seed,
+        generate_cohort(SynthConfig(n_patients=config.n_patients, seed=config.seed, native_size=config.native_size,
                                     tissue_signal=config.tissue_signal), cohort)
     sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
-    prepare_dataset(sources, prepared, PrepareConfig(seed=config.seed, use_known_views=True),
+    prepare_dataset(sources, prepared, PrepareConfig(seed=config.seed, use_known_views=True,
+                                                         split_fractions=config.split_fractions),
                     salt=f"demo-{config.seed}".encode())
     train_config = PRESETS[config.preset]
     if config.epochs:
         train_config = dataclasses.replace(train_config, epochs=config.epochs)
     train_model(train_config, prepared, run, resume=(run / "config.json").exists())
     results = evaluate_run(run, prepared, run / "results", n_bootstrap=config.n_bootstrap, seed=config.seed)
-    bundle = build_bundle(run, results, out, name="EchoCMR synthetic demo",
+    # Built beside ``out`` and renamed into place only once complete (examples included).
+    staging = out.with_name(f".{out.name}.demo")
+    bundle = build_bundle(run, results, staging, name="EchoCMR synthetic demo",
                           description=f"{config.preset} preset, synthetic cohort of {config.n_patients} patients "
                                       f"(seed {config.seed}, tissue_signal {config.tissue_signal})",
                           data_summary=summarise(prepared))
     add_examples(bundle, prepared, seed=config.seed)
-    return bundle
+    if out.exists():
+        shutil.rmtree(out)
+    bundle.rename(out)
+    return out
 
 
 def add_examples(bundle: Path, prepared: Path, seed: int) -> None:

@@ -437,9 +437,35 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
     if prepare_json.is_file():
         synthetic = json.loads(prepare_json.read_text(encoding="utf-8")).get("synthetic")
     bundle, fusion = evaluate_predictions(clip_preds, labels, config, synthetic=synthetic)
+    views = view_classifier_accuracy(run_dir, prepared_dir, "test")
+    if views is not None:
+        bundle.summary["view_classifier"] = views
     write_results(bundle, out_dir)
     write_json(out_dir / "fusion.json", fusion.to_json())
     return bundle, fusion
+
+
+def view_classifier_accuracy(run_dir, prepared_dir, split: str = "test", chunk: int = 64) -> dict | None:
+    """Held-out accuracy of ``RUN/view_classifier/best`` over every clip of ``split`` (PSAX, A3C …
+    count as "other"): ``{split, n, accuracy, recall: {label: share}}``; None without a classifier."""
+    from .dataset import classifier_label, classifier_rows, open_clip, read_manifest
+    from .inference import classify_views, load_view_classifier
+
+    stem = Path(run_dir) / "view_classifier" / "best"
+    if not stem.with_suffix(".safetensors").is_file():
+        return None
+    classifier = load_view_classifier(stem)
+    rows = classifier_rows(read_manifest(prepared_dir), split)
+    truth = rows["view"].map(classifier_label).to_numpy()
+    chosen = []
+    for begin in range(0, len(rows), chunk):
+        ids = rows["clip_id"].iloc[begin:begin + chunk]
+        chosen += [label for label, _, _ in classify_views(classifier, [np.asarray(open_clip(prepared_dir, str(c)))
+                                                                          for c in ids])]
+    hit = np.asarray(chosen) == truth
+    recall = {label: float(hit[truth == label].mean()) for label in classifier.outputs if (truth == label).any()}
+    return {"split": split, "n": int(len(hit)), "accuracy": float(hit.mean()) if len(hit) else float("nan"),
+            "recall": recall}
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import labels as lab
 from .atomic import append_line, atomic_save_npy, atomic_write_json, atomic_write_text, read_json_lines
-from .config import PrepareConfig, data_home, to_dict
+from .config import IngestLimits, PrepareConfig, data_home, to_dict
 from .errors import ConfigError, InputError
 from .targets import TARGETS
 
@@ -73,7 +73,8 @@ def _ingest_one(task: tuple[str, str, str, bytes]) -> dict:
 
     key, path, clips_dir, salt = task
     try:
-        clip = read_clip(path, salt=salt)
+        # One decode thread per file: the pool already keeps every core busy.
+        clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1))
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc)}
     atomic_save_npy(Path(clips_dir) / f"{clip.clip_id}.npy", clip.frames)
