@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/bootstrap.py
 	$(PY) bench/predict_cpu.py
+	$(PY) bench/robustness.py
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,5 +1,7 @@
 """Home: what EchoCMR does, which model is active, and where to go next."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -46,6 +48,11 @@ with left:
     st.markdown("**Held-out test performance** (AUROC, 95 % bootstrap CI)")
     if meta.get("headline"):
         st.dataframe(headline_table(meta["headline"]), hide_index=True, width="stretch")
+        views = (ui.json_file(Path(meta["path"]) / meta.get("results", "results") / "summary.json") or {}).get(
+            "view_classifier")
+        if views:
+            st.caption(f"View classifier: {ui.pct(views.get('accuracy'), 1)} of {views.get('n')} held-out clips "
+                       "labelled correctly (A4C, A2C, PLAX, other).")
     else:
         st.info("This model has no held-out results yet.")
 with right:

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
+import tables
 import ui
 from echocmr.config import default_bundle_dir
-from echocmr.targets import CLASSIFIER_LABELS, TARGETS
+from echocmr.targets import CLASSIFIER_LABELS
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
@@ -67,26 +67,6 @@ def clip_card(clip, key: str, base_view: str) -> None:
             st.caption(":material/help: The classifier is unsure: please check the view.")
 
 
-def per_view_table(pred) -> pd.DataFrame:
-    rows = [{"Finding": t.label,
-             **{v: ui.target_value(t.name, p.get(t.name)) for v, p in pred.per_view.items()}}
-            for t in TARGETS if any(t.name in p for p in pred.per_view.values())]
-    return pd.DataFrame(rows)
-
-
-def fused_table(pred) -> pd.DataFrame:
-    def call(p):
-        if p.call is None:
-            return "—"
-        return ("Positive" if p.call else "Negative") if p.kind == "binary" else ("Abnormal" if p.call else "Normal")
-
-    return pd.DataFrame([{
-        "Finding": p.label, "Prediction": ui.target_value(p.target, p.value),
-        "Threshold": "> " + ui.target_value(p.target, p.threshold) if p.threshold is not None else "—",
-        "Call": call(p), "Sensitivity (test)": ui.pct(p.sensitivity), "Specificity (test)": ui.pct(p.specificity),
-        "Views used": ", ".join(p.views_used)} for p in pred.fused.values()])
-
-
 sources = choose_sources()
 if not sources:
     st.info("Upload the clips of one study, or try the example, to see predictions.", icon=":material/upload:")
@@ -113,11 +93,11 @@ if not pred.fused:
     st.warning("No clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
-st.dataframe(fused_table(pred), hide_index=True, width="stretch")
+st.dataframe(tables.fused_table(pred), hide_index=True, width="stretch")
 st.caption("Binary findings: predicted probability, called positive above the threshold chosen on the "
            "validation set; sensitivity and specificity at that threshold on the held-out test set. "
            "T1, T2 and ECV: predicted value against the clinical cut-off.")
 st.subheader("Per-view predictions")
-st.dataframe(per_view_table(pred), hide_index=True, width="stretch")
+st.dataframe(tables.per_view_table(pred), hide_index=True, width="stretch")
 ui.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")
 ui.research_note()

@@ -2,14 +2,13 @@
 
 import dataclasses
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+import charts
 import ui
 from echocmr import runs
 from echocmr.config import PRESETS, data_home, preset
-from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, MODEL_VIEWS
+from echocmr.targets import MODEL_VIEWS
 
 st.title("Train a model")
 home, runs_dir = data_home(), ui.runs_dir()
@@ -64,24 +63,6 @@ def start_form(prepared) -> None:
             st.toast("Training started", icon=":material/model_training:")
 
 
-def curves(metrics, view: str) -> list[tuple[str, go.Figure]]:
-    rows = metrics[metrics["view"] == view]
-    loss = go.Figure([go.Scatter(x=rows["epoch"], y=rows[c], name=n, mode="lines+markers")
-                      for c, n in (("train_loss", "training"), ("val_loss", "validation")) if c in rows])
-    loss.update_layout(height=280, title=f"{ui.model_name(view)}: loss", xaxis_title="Epoch", yaxis_title="Loss",
-                       xaxis_tickformat="d")
-    # View models: AUROC per binary finding; the view classifier: AUROC per view class.
-    names = [t for t in (*BINARY_TARGETS, *CLASSIFIER_LABELS) if rows.get(f"val_{t}", pd.Series()).notna().any()]
-    auroc = go.Figure([go.Scatter(x=rows["epoch"], y=rows[f"val_{t}"], mode="lines+markers",
-                                  name=ui.target_label(t) if t in BINARY_TARGETS else t) for t in names])
-    auroc.update_layout(height=280, title=f"{ui.model_name(view)}: validation AUROC", xaxis_title="Epoch",
-                        yaxis_title="AUROC", yaxis_range=[0.0, 1.02], xaxis_tickformat="d")
-    if not names:
-        auroc.add_annotation(text="Not enough positive and negative validation cases yet", showarrow=False,
-                             x=0.5, y=0.5, xref="paper", yref="paper")
-    return [("loss", loss), ("val-auroc", auroc)]
-
-
 def actions(info) -> None:
     evaluation = runs.evaluation_status(info.path)
     has_results = (info.path / "results" / "summary.json").exists()
@@ -121,7 +102,7 @@ def live(run_dir) -> None:
         views = list(dict.fromkeys(p.metrics["view"]))
         view = st.radio("Curves for", views, index=views.index(info.view) if info.view in views else len(views) - 1,
                         horizontal=True, key=f"curves-{info.name}", format_func=ui.model_name)
-        for column, (kind, fig) in zip(st.columns(2), curves(p.metrics, view)):
+        for column, (kind, fig) in zip(st.columns(2), charts.training_curves(p.metrics, view)):
             with column:
                 ui.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
     with st.expander("Log (last lines)", expanded=info.state.startswith(("failed", "interrupted", "diverged"))):
