@@ -29,6 +29,9 @@ FAST_PHOTOMETRICS = {"YBR_FULL_422", "YBR_FULL", "MONOCHROME2", "MONOCHROME1"}
 FPS_RANGE = (0.5, 1000.0)
 
 
+# Frames of at least this many pixels are JPEG-decoded in parallel threads (≈ 400×640 and up).
+PARALLEL_MIN_PIXELS = 250_000
+
 class DicomSource:
     """An ultrasound DICOM validated by the gate, ready to yield frames.
 
@@ -218,7 +221,9 @@ class DicomSource:
     def map(self, fn: Callable[[int, np.ndarray], object]) -> list:
         """``[fn(i, frame_i) for every frame]``, decoding JPEG frames in parallel threads
         (OpenCV releases the GIL); at most ``threads`` full-size frames exist at once."""
-        if self.fast and self.threads > 1 and self.n_frames > 1:
+        rows, cols = self.shape
+        # Thread hand-offs cost more than decoding a small JPEG frame: parallel only for big ones.
+        if self.fast and self.threads > 1 and self.n_frames > 1 and rows * cols >= PARALLEL_MIN_PIXELS:
             with ThreadPoolExecutor(self.threads) as pool:
                 return list(pool.map(lambda i: fn(i, self._decode_jpeg(i)), range(self.n_frames)))
         return [fn(i, f) for i, f in enumerate(self.iter())]
