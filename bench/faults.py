@@ -99,7 +99,6 @@ def report(loop: LoopResult, others: dict[str, str] | None) -> bool:
     print(f"runs resumed: {s.resumes}")
     print(f"epochs lost per kill: max {lost_max}, mean {statistics.fmean(s.lost) if s.lost else 0:.2f} (must be <= 1)")
     print(f"checkpoints corrupted: {len(s.corrupted)} (must be 0){'  ' + '; '.join(s.corrupted) if s.corrupted else ''}")
-    print(f"kills between a checkpoint's .safetensors and .json (unloadable until resume): {s.pair_windows}")
     print(f"metrics.jsonl has every epoch exactly once, same losses as uninterrupted: {'yes' if loop.epochs_once else 'NO'}")
     print(f"final weights equal the uninterrupted run's: {'yes' if loop.weights_equal else 'NO'}")
     print(f"kill loop time: {loop.seconds:.0f} s")

@@ -65,6 +65,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     return path
 
 
+def promote(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Rename a file written earlier (atomically) into its final place, and make the rename durable."""
+    src, dst = Path(src), Path(dst)
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        _name_error(exc, dst)
+        raise
+    _fsync_dir(dst.parent)
+    return dst
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 

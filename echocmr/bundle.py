@@ -118,6 +118,8 @@ def build_bundle(run_dir: Path, results_dir: Path, out_dir: Path, *, name: str |
     Copies files (never moves): the run stays intact and resumable. The folder is built beside
     ``out_dir`` and renamed into place, so a half-built bundle is never visible.
     """
+    from .checkpoint import checkpoint_exists
+
     run_dir, results_dir, out_dir = Path(run_dir), Path(results_dir), Path(out_dir)
     config = read_json(run_dir / "config.json", "run configuration")
     staging = out_dir.with_name(f".{out_dir.name}.building")
@@ -125,7 +127,7 @@ def build_bundle(run_dir: Path, results_dir: Path, out_dir: Path, *, name: str |
     staging.mkdir(parents=True)
     views = {}
     for view in MODEL_VIEWS:
-        if (run_dir / view / "best.safetensors").exists():
+        if checkpoint_exists(run_dir / view / "best"):
             _copy_checkpoint(run_dir / view / "best", staging / view)
             views[view] = view
     _copy_checkpoint(run_dir / "view_classifier" / "best", staging / "view_classifier")
@@ -154,11 +156,14 @@ def build_bundle(run_dir: Path, results_dir: Path, out_dir: Path, *, name: str |
 
 
 def _copy_checkpoint(source_stem: Path, dest_stem: Path) -> None:
-    for suffix in (".safetensors", ".json"):
-        src = source_stem.with_suffix(suffix)
-        if not src.exists():
-            raise CheckpointError(f"checkpoint part {src.parent.name}/{src.name} is missing")
-        shutil.copy2(src, dest_stem.with_suffix(suffix))
+    """Copy the committed pair (after a crash inside a save, its weights may still be in .next)."""
+    from .checkpoint import committed_weights, read_meta, stem_paths
+
+    meta = read_meta(source_stem)
+    weights, _ = committed_weights(source_stem, meta["sha256"])
+    weights_dest, meta_dest = stem_paths(dest_stem)
+    shutil.copy2(weights, weights_dest)
+    shutil.copy2(stem_paths(source_stem)[1], meta_dest)
 
 
 def relative_to_repo(path: Path) -> str:

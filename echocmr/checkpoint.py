@@ -5,8 +5,11 @@ parsed), after the file's size is checked and its bytes match the SHA-256 record
 Training state (``STEM.state.pt``) is a torch file read with ``weights_only=True``; everything
 written into it is tensors, dicts, lists, tuples, ints, floats, bools, strings or None.
 
-Writes are atomic (``echocmr.atomic``) and the JSON goes last, so a reader never finds a JSON
-whose weights have not been written yet.
+A checkpoint is two files, so one rename cannot replace both. The JSON is the commit point:
+new weights go first to ``STEM.next.safetensors``, then the JSON (naming their SHA-256) replaces
+the old one, then the weights are renamed over ``STEM.safetensors``. A crash before the JSON
+leaves the old pair intact; a crash after it leaves the new weights in ``.next``, which the
+reader finds by their checksum. Either way the checkpoint loads.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json, promote
 from .config import ModelConfig, from_dict
 from .errors import CheckpointError, ConfigError
 from .models import build_model, strip_prefixes, unwrap, without_pretrained
@@ -60,6 +63,17 @@ def stem_paths(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def pending_weights_path(stem: str | Path) -> Path:
+    """Where save_checkpoint stages new weights before the JSON commits them."""
+    weights, _ = stem_paths(stem)
+    return weights.with_name(weights.name.removesuffix(".safetensors") + ".next.safetensors")
+
+
+def checkpoint_exists(stem: str | Path) -> bool:
+    """A checkpoint exists once its JSON (the commit point) does."""
+    return stem_paths(stem)[1].is_file()
+
+
 def state_path(stem: str | Path) -> Path:
     stem = Path(stem)
     return stem.with_name(stem.name + ".state.pt")
@@ -78,7 +92,8 @@ def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def save_checkpoint(stem: str | Path, model: nn.Module | dict[str, torch.Tensor], meta: dict) -> Path:
-    """Write STEM.safetensors then STEM.json (meta + sha256, format_version, created).
+    """Write STEM.safetensors and STEM.json (meta + sha256, format_version, created), crash-safe
+    as the module docstring describes.
 
     ``model``: a module (DDP / compiled wrappers are unwrapped) or an already plain state dict.
     ``meta`` must hold at least ``kind``, ``model`` (ModelConfig dict) and ``outputs``.
@@ -95,8 +110,10 @@ def save_checkpoint(stem: str | Path, model: nn.Module | dict[str, torch.Tensor]
     full_meta["format_version"] = FORMAT_VERSION
     full_meta["sha256"] = hashlib.sha256(payload).hexdigest()
     full_meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    atomic_write_bytes(weights_path, payload)
+    pending = pending_weights_path(stem)
+    atomic_write_bytes(pending, payload)
     atomic_write_json(meta_path, full_meta)
+    promote(pending, weights_path)
     return meta_path
 
 
@@ -124,19 +141,44 @@ def read_meta(stem: str | Path) -> dict:
     return meta
 
 
+def committed_weights(stem: str | Path, expected_sha256: str) -> tuple[Path, bytes]:
+    """The weights file the JSON committed (STEM.safetensors, or STEM.next.safetensors after a
+    crash inside save_checkpoint) and its bytes, size-checked before reading and checksum-checked."""
+    weights_path = stem_paths(stem)[0]
+    candidates = [p for p in (weights_path, pending_weights_path(stem)) if p.is_file()]
+    if not candidates:
+        raise _refuse("weights_missing", "checkpoint weights (.safetensors) not found")
+    for path in candidates:
+        if path.stat().st_size > MAX_WEIGHTS_BYTES:
+            raise _refuse("weights_too_large",
+                          f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() == str(expected_sha256).lower():
+            return path, data
+    raise _refuse("checksum_mismatch", "checkpoint weights do not match their recorded checksum")
+
+
+def finish_interrupted_save(stem: str | Path) -> None:
+    """Writers call this on resume: complete a save killed after its JSON committed (promote the
+    staged weights) or drop weights staged by one killed before it (never committed)."""
+    pending = pending_weights_path(stem)
+    if not pending.is_file():
+        return
+    try:
+        committed, _ = committed_weights(stem, read_meta(stem)["sha256"])
+    except CheckpointError:
+        return  # nothing loadable to complete; the caller rewrites this checkpoint
+    if committed == pending:
+        promote(pending, stem_paths(stem)[0])
+    else:
+        pending.unlink()
+
+
 def read_weights(stem: str | Path, expected_sha256: str) -> dict[str, torch.Tensor]:
     """Size-check, checksum-check, header-check, then parse the safetensors file."""
     from safetensors.torch import load
 
-    weights_path, _ = stem_paths(stem)
-    if not weights_path.is_file():
-        raise _refuse("weights_missing", "checkpoint weights (.safetensors) not found")
-    size = weights_path.stat().st_size
-    if size > MAX_WEIGHTS_BYTES:
-        raise _refuse("weights_too_large", f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
-    data = weights_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != str(expected_sha256).lower():
-        raise _refuse("checksum_mismatch", "checkpoint weights do not match their recorded checksum")
+    _, data = committed_weights(stem, expected_sha256)
     _check_safetensors_header(data)
     try:
         state = load(data)

@@ -8,6 +8,7 @@ is never committed; only the bundle (≤ 25 MiB) is.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ import pandas as pd
 
 from .atomic import atomic_save_npy
 from .config import PRESETS, PrepareConfig, SynthConfig, data_home
+from .errors import ConfigError
 from .targets import MODEL_VIEWS
 
 log = logging.getLogger(__name__)
@@ -48,22 +50,23 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
 
     Every stage resumes: an interrupted build picks up where it stopped when run again.
     """
-    out = Path(out)
     from .bundle import build_bundle
     from .evaluate import evaluate_run
     from .prepare import PrepareSources, prepare_dataset, summarise
     from .synth import generate_cohort
     from .train import train_model
 
-    work = Path(work or data_home() / "demo")
+    out, work = Path(out), Path(work or data_home() / "demo")
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
-    if not (cohort / "cohort.json").exists():
-        generate_cohort(SynthConfig(n_patients=config.n_patients, seed=config.seed, native_size=config.native_size,
-                                    tissue_signal=config.tissue_signal), cohort)
+    synth = SynthConfig(n_patients=config.n_patients, seed=config.seed, native_size=config.native_size,
+                        tissue_signal=config.tissue_signal)
+    if (cohort / "cohort.json").exists():
+        _check_same_cohort(cohort, synth)
+    else:
+        generate_cohort(synth, cohort)
     sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
-    prepare_dataset(sources, prepared, PrepareConfig(seed=config.seed, use_known_views=True,
-                                                         split_fractions=config.split_fractions),
-                    salt=f"demo-{config.seed}".encode())
+    prepare_config = PrepareConfig(seed=config.seed, use_known_views=True, split_fractions=config.split_fractions)
+    prepare_dataset(sources, prepared, prepare_config, salt=f"demo-{config.seed}".encode())
     train_config = PRESETS[config.preset]
     if config.epochs:
         train_config = dataclasses.replace(train_config, epochs=config.epochs)
@@ -80,6 +83,17 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
         shutil.rmtree(out)
     bundle.rename(out)
     return out
+
+
+def _check_same_cohort(cohort: Path, synth: SynthConfig) -> None:
+    """Resuming in a work folder that holds another cohort would silently train on it."""
+    written = json.loads((cohort / "cohort.json").read_text(encoding="utf-8")).get("config", {})
+    wanted = {"n_patients": synth.n_patients, "seed": synth.seed, "native_size": list(synth.native_size),
+              "tissue_signal": synth.tissue_signal}
+    differing = [k for k, v in wanted.items() if k in written and written[k] != v]
+    if differing:
+        raise ConfigError(f"the work folder holds a cohort with other {', '.join(differing)}; "
+                          "use another --work folder or delete it")
 
 
 def add_examples(bundle: Path, prepared: Path, seed: int) -> None:

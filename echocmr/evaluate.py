@@ -411,6 +411,7 @@ def eval_config(**overrides) -> EvalConfig:
 
 def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConfig()):
     """The glue behind :func:`evaluate_run`; returns ``(ResultsBundle, FusionModel)``."""
+    from .checkpoint import checkpoint_exists
     from .inference import load_view_model, predict_prepared
 
     run_dir, prepared_dir, out_dir = Path(run_dir), Path(prepared_dir), Path(out_dir)
@@ -420,7 +421,7 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
     frames = []
     for view in MODEL_VIEWS:
         stem = run_dir / view / "best"
-        if not stem.with_suffix(".safetensors").is_file():
+        if not checkpoint_exists(stem):
             log.warning("no %s checkpoint in the run; %s is left out", view, view)
             continue
         model = load_view_model(stem)
@@ -428,7 +429,7 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
             log.info("predicting %s clips of the %s split", view, split)
             frames.append(predict_prepared(model, prepared_dir, split, view, n_clips=config.tta_clips))
     if not frames:
-        raise EvaluationError(f"no per-view checkpoints (<view>/best.safetensors) in {run_dir}")
+        raise EvaluationError(f"no per-view checkpoints (<view>/best.json + .safetensors) in {run_dir}")
     clip_preds = pd.concat(frames, ignore_index=True)
     labels = pd.read_csv(manifest_path, dtype={"clip_id": str, "patient": str, "study": str,
                                                "view": str, "split": str, "status": str})
@@ -448,11 +449,12 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
 def view_classifier_accuracy(run_dir, prepared_dir, split: str = "test", chunk: int = 64) -> dict | None:
     """Held-out accuracy of ``RUN/view_classifier/best`` over every clip of ``split`` (PSAX, A3C …
     count as "other"): ``{split, n, accuracy, recall: {label: share}}``; None without a classifier."""
+    from .checkpoint import checkpoint_exists
     from .dataset import classifier_label, classifier_rows, open_clip, read_manifest
     from .inference import classify_views, load_view_classifier
 
     stem = Path(run_dir) / "view_classifier" / "best"
-    if not stem.with_suffix(".safetensors").is_file():
+    if not checkpoint_exists(stem):
         return None
     classifier = load_view_classifier(stem)
     rows = classifier_rows(read_manifest(prepared_dir), split)

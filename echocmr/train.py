@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import (load_training_state, model_state_dict, read_meta, rng_state, save_checkpoint,
-                         save_training_state, set_rng_state, state_path)
+from .checkpoint import (finish_interrupted_save, load_training_state, model_state_dict, read_meta, rng_state,
+                         save_checkpoint, save_training_state, set_rng_state, state_path)
 from .config import ModelConfig, TrainConfig, to_dict
 from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays, classifier_label, classifier_rows,
                       compute_normalisation, compute_target_scaling, read_manifest, select_rows, subsample,
@@ -273,6 +273,8 @@ def repair_files(tr: TaskRun, state: dict) -> None:
     """Make last/best/metrics agree with the state after a crash between the per-epoch writes."""
     c, record = tr.counters, state.get("record")
     score = record.get("score") if record else None
+    for stem in ("last", "best"):
+        finish_interrupted_save(tr.folder / stem)
     if _meta_epoch(tr.folder / "last") != (c.epoch, c.step):
         save_checkpoint(tr.folder / "last", state["model"], tr.meta(score))
     if c.step == 0 and c.best_epoch == c.epoch > 0 and _meta_epoch(tr.folder / "best") != (c.epoch, 0):

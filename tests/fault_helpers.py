@@ -145,16 +145,10 @@ def checkpoint_problems(run_dir: Path, task: str = "A4C") -> list[str]:
     return problems
 
 
-# What a kill between a checkpoint's two renames leaves (checkpoint.py codes, or their messages).
-PAIR_WINDOW = ("checksum_mismatch", "meta_missing", "weights_missing", "checksum", "not found")
-
-
-def pair_window_only(problems: list[str]) -> bool:
-    return all(any(mark in p for mark in PAIR_WINDOW) for p in problems if not p.startswith("last.state"))
-
-
 def temp_files(run_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*.tmp"))
+    """Atomic-write temp files and checkpoint weights staged but never promoted."""
+    leftovers = [*run_dir.rglob(".*.tmp"), *run_dir.rglob("*.next.safetensors")]
+    return sorted(str(p.relative_to(run_dir)) for p in leftovers)
 
 
 def metric_epochs(run_dir: Path, view: str = "A4C") -> list[int]:
@@ -179,7 +173,6 @@ class KillStats:
     resumes: int = 0
     lost: list[int] = field(default_factory=list)  # epochs of work lost by each kill
     corrupted: list[str] = field(default_factory=list)  # commit points that did not load
-    pair_windows: int = 0  # kills between a checkpoint's .safetensors and .json (see report)
     finished_early: bool = False
 
 
@@ -226,9 +219,7 @@ def _record_kill(run_dir: Path, seen: int, stats: KillStats) -> None:
         committed = 0  # killed before the first commit: nothing but the first epoch to lose
     # ``seen`` completed epochs were on record just before the kill, and one was in progress.
     stats.lost.append(max(0, seen + 1 - committed))
-    problems = checkpoint_problems(run_dir)
-    stats.pair_windows += bool(problems) and pair_window_only(problems)
-    stats.corrupted += [p for p in problems if not pair_window_only([p])]
+    stats.corrupted += checkpoint_problems(run_dir)
 
 
 def _finish(proc: subprocess.Popen, timeout: float) -> None:

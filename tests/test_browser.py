@@ -6,6 +6,7 @@ the system's Chromium.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -58,42 +59,72 @@ def home(tmp_path_factory):
     return home
 
 
-@pytest.fixture(scope="module")
-def server(home):
-    port = _free_port()
-    env = dict(os.environ, ECHOCMR_HOME=str(home))
-    env.pop("ECHOCMR_MODEL", None)
-    log = open(home / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+class Dashboard:
+    """`streamlit run dashboard/Home.py` on a fixed port, which can be restarted mid-test."""
+
+    def __init__(self, home: Path):
+        self.home, self.port = home, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, ECHOCMR_HOME=str(self.home))
+        env.pop("ECHOCMR_MODEL", None)
+        with open(self.home / "streamlit.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.port", str(self.port),
+                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail("streamlit did not start: " + (self.home / "streamlit.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (home / "streamlit.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def dashboard(home):
+    app = Dashboard(home)
+    app.start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def server(dashboard):
+    return dashboard.url
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        yield context.new_page()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_session(browser):
+    """A browser context of its own: another user, with its own Streamlit session."""
+    return browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = new_session(browser)
+    yield page
+    page.context.close()
 
 
 def open_page(page, url: str, text: str, timeout_s: float = 120) -> None:
@@ -187,13 +218,17 @@ def _canaries(files: list[Path]) -> set[str]:
     return {c for c in found if len(c) >= 4}
 
 
+def _in_synthetic_cohort(path: Path) -> bool:
+    """Generated cohorts (this test's, or another test's under /tmp) are inputs with fake PHI."""
+    return any((parent / "cohort.json").is_file() for parent in path.parents)
+
+
 def _assert_no_phi_left(page, files: list[Path], home: Path) -> None:
     """Canary sweep: what the browser received, the data home, the server log, temp folders."""
     canaries = _canaries(files)
     assert canaries, "the example study should carry fake PHI to sweep for"
     html = page.content()
-    for canary in canaries:
-        assert canary not in html, "PHI reached the browser"
+    assert not any(canary in html for canary in canaries), "PHI reached the browser"
     since = time.time() - 600
     roots = [home, Path(tempfile.gettempdir())]
     for root in roots:
@@ -206,12 +241,11 @@ def _assert_no_phi_left(page, files: list[Path], home: Path) -> None:
                 continue
             # Synthetic cohorts (this test's and other tests' under pytest's tmp) and checkouts
             # under /tmp carry fake PHI on purpose; the sweep is for what the app left behind.
-            outside_home = home not in path.parents
-            if ROOT in path.parents or (home / "cohorts") in path.parents or (
-                    outside_home and any(part.startswith("pytest-of-") for part in path.parts)):
+            if ROOT in path.parents or _in_synthetic_cohort(path) or (
+                    home not in path.parents and any(part.startswith("pytest-of-") for part in path.parts)):
                 continue
-            for canary in canaries:
-                assert canary.encode() not in data, f"PHI found in {path.name}"
+            leaked = any(canary.encode() in data for canary in canaries)
+            assert not leaked, f"PHI found in {path.name}"  # (not printing the bytes: they hold it)
 
 
 def test_results_page(page, server):
@@ -232,8 +266,12 @@ def test_data_page(page, server):
     screenshot(page, "data")
 
 
-def test_train_start_watch_stop(page, server, home):
-    open_page(page, f"{server}/train", "Start a new run")
+def test_train_start_watch_stop(page, dashboard, home):
+    """A run keeps going through a browser refresh and a dashboard restart, and is stopped from
+    the restarted dashboard."""
+    from echocmr import runs
+
+    open_page(page, f"{dashboard.url}/train", "Start a new run")
     page.get_by_label("Epochs (max., early stopping)").fill("30")
     page.get_by_role("button", name="Start training").click()
     runs_dir = home / "runs"
@@ -241,14 +279,61 @@ def test_train_start_watch_stop(page, server, home):
     while time.monotonic() < deadline and not list(runs_dir.glob("*/status.json")):
         time.sleep(0.5)
     assert list(runs_dir.glob("*/status.json")), "training did not start"
-    # Progress advances on screen (the live view re-reads the run files every 2 s).
+    _watch_progress(page)
+    page.get_by_text("Log (last lines)").first.wait_for()
+    screenshot(page, "train")
+    (run,) = runs.list_runs(runs_dir)
+    trainer = run.pid
+
+    page.reload()  # a browser refresh forgets the session: the newest run is shown again
+    _watch_progress(page)
+    dashboard.stop()
+    assert runs.list_runs(runs_dir)[0].active, "the run should outlive the dashboard"
+    dashboard.start()
+    open_page(page, f"{dashboard.url}/train", run.name)
+    _watch_progress(page)
+    assert runs.list_runs(runs_dir)[0].pid == trainer  # the same process, never restarted
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("stopped").first.wait_for(timeout=90_000)
+    (run,) = runs.list_runs(runs_dir)
+    assert run.state == "stopped"
+
+
+def _watch_progress(page) -> None:
+    """The run shows as running and its progress (re-read every 2 s) reaches the screen."""
     page.get_by_text("running").first.wait_for(timeout=120_000)
     page.wait_for_function("document.body.innerText.includes('Batch') || /Epoch\\s*[1-9]/.test(document.body.innerText)",
                            timeout=240_000)
-    page.get_by_text("Log (last lines)").first.wait_for()
-    screenshot(page, "train")
-    page.get_by_role("button", name="Stop").click()
-    page.get_by_text("stopped").first.wait_for(timeout=90_000)
-    from echocmr import runs
-    (run,) = runs.list_runs(runs_dir)
-    assert run.state == "stopped"
+
+
+def test_two_sessions_predicting_at_once_see_only_their_own_study(browser, server, home):
+    """Two users upload different studies at the same moment; each sees exactly its own clips."""
+    from echocmr.predict import ingest_study
+
+    ours = sorted((BUNDLE / "examples" / "study1").glob("*.dcm"))
+    theirs = sorted(next(p for p in sorted((home / "cohorts" / "small" / "dicom").glob("*/*"))
+                         if len(list(p.glob("*.dcm"))) >= 2).glob("*.dcm"))[:2]
+    expected = [_frame_lines(ingest_study([(f.name, f.read_bytes()) for f in files])) for files in (ours, theirs)]
+    assert expected[0] != expected[1]  # otherwise the test could not tell the sessions apart
+    sessions = [new_session(browser) for _ in range(2)]
+    try:
+        for session in sessions:
+            open_page(session, f"{server}/predict", "Clips of one echo study")
+        for session, files in zip(sessions, (ours, theirs)):  # both uploads before either finishes
+            session.locator("input[type=file]").set_input_files([str(f) for f in files])
+        for session, files, lines in zip(sessions, (ours, theirs), expected):
+            session.get_by_text("Study-level prediction").wait_for(timeout=300_000)
+            wait_idle(session)
+            text = body(session)
+            assert f"{len(files)} clips read, 0 rejected" in text
+            assert re.findall(r"\d+ frames at \d+ frames/s", text) == lines
+            assert session.locator("video").count() == len(files)
+    finally:
+        for session in sessions:
+            session.context.close()
+
+
+def _frame_lines(items) -> list[str]:
+    """What the Predict page prints under each clip's name, in upload order."""
+    return [f"{item.clip.n_frames} frames at {item.clip.fps:.0f} frames/s" for item in items]

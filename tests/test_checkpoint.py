@@ -167,3 +167,23 @@ def test_classify_views_and_predict_prepared(tmp_path):
     frame = predict_prepared(load_view_model(tmp_path / "A4C"), prepared, "test", "A4C", n_clips=2)
     assert list(frame.columns[:5]) == ["clip_id", "study", "patient", "split", "view"]
     assert list(frame.columns[5:]) == list(NAMES) and len(frame) > 0 and set(frame["split"]) == {"test"}
+
+
+@pytest.mark.parametrize("committed", [False, True])
+def test_finish_interrupted_save_promotes_committed_weights_and_drops_the_rest(tmp_path, committed):
+    """After a crash mid-save: weights the JSON committed are promoted; uncommitted ones deleted."""
+    torch.manual_seed(0)
+    old, new = build_model(TINY, len(NAMES)), build_model(TINY, len(NAMES))
+    stem = tmp_path / "best"
+    ckpt.save_checkpoint(stem, old, _meta())
+    ckpt.save_checkpoint(tmp_path / "staged", new, _meta())
+    (tmp_path / "staged.safetensors").rename(ckpt.pending_weights_path(stem))
+    if committed:  # the crash came after the JSON: it names the staged weights
+        (tmp_path / "staged.json").replace(stem.with_suffix(".json"))
+    ckpt.finish_interrupted_save(stem)
+    assert not ckpt.pending_weights_path(stem).exists()
+    survivor = new if committed else old
+    loaded, _ = ckpt.load_checkpoint(stem)
+    assert all(torch.equal(v, survivor.state_dict()[k]) for k, v in loaded.state_dict().items())
+    data = stem.with_suffix(".safetensors").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == ckpt.read_meta(stem)["sha256"]  # promoted, not just readable

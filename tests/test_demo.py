@@ -1,9 +1,13 @@
 """`make demo-assets` end to end at toy size: the shipped-bundle builder produces a loadable bundle."""
 
+import dataclasses
 import json
+
+import pytest
 
 from echocmr.bundle import load_bundle
 from echocmr.demo import DemoConfig, build_demo_assets
+from echocmr.errors import ConfigError
 from echocmr.targets import MODEL_VIEWS
 
 
@@ -20,3 +24,6 @@ def test_demo_assets_build_a_complete_bundle(tmp_path):
     # A second call resumes every stage and rebuilds the bundle in place.
     again = build_demo_assets(tmp_path / "default", config, work=tmp_path / "work")
     assert (again / "bundle.json").is_file()
+    # Another cohort size in the same work folder is refused, not silently trained on.
+    with pytest.raises(ConfigError, match="n_patients"):
+        build_demo_assets(tmp_path / "default", dataclasses.replace(config, n_patients=12), work=tmp_path / "work")
