@@ -173,12 +173,14 @@ def target_label(name: str) -> str:
     return f"{spec.label} ({spec.unit})" if spec.unit else spec.label
 
 
-def estimate(x, lo=None, hi=None, digits: int = 3) -> str:
-    """'0.873 (0.816–0.922)'."""
+def estimate(x, lo=None, hi=None, digits: int = 3, note: str | None = None) -> str:
+    """'0.873 (0.816–0.922)'; without an interval, the value and the reason (``note``) if any."""
     if not _finite(x):
         return "—"
     text = f"{x:.{digits}f}"
-    return f"{text} ({lo:.{digits}f}–{hi:.{digits}f})" if _finite(lo) and _finite(hi) else text
+    if _finite(lo) and _finite(hi):
+        return f"{text} ({lo:.{digits}f}–{hi:.{digits}f})"
+    return f"{text} ({note})" if note else text
 
 
 def duration(seconds) -> str:

@@ -40,6 +40,7 @@ class DemoConfig:
     # split narrows the confidence intervals the app shows.
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     tissue_signal: float = 0.0
+    tissue_confounded: bool = False
     preset: str = "cpu-demo"
     epochs: int = 0  # 0: the preset's
     n_bootstrap: int = 10_000
@@ -59,7 +60,7 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     out, work = Path(out), Path(work or data_home() / "demo")
     cohort, prepared, run = work / "cohort", work / "prepared", work / "run"
     synth = SynthConfig(n_patients=config.n_patients, seed=config.seed, native_size=config.native_size,
-                        tissue_signal=config.tissue_signal)
+                        tissue_signal=config.tissue_signal, tissue_confounded=config.tissue_confounded)
     if (cohort / "cohort.json").exists():
         _check_same_cohort(cohort, synth)
     else:
@@ -76,7 +77,8 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     staging = out.with_name(f".{out.name}.demo")
     bundle = build_bundle(run, results, staging, name="EchoCMR synthetic demo",
                           description=f"{config.preset} preset, synthetic cohort of {config.n_patients} patients "
-                                      f"(seed {config.seed}, tissue_signal {config.tissue_signal})",
+                                      f"(seed {config.seed}, tissue_signal {config.tissue_signal}"
+                                      f"{', tissue confounded by disease' if config.tissue_confounded else ''})",
                           data_summary=summarise(prepared))
     add_examples(bundle, prepared, seed=config.seed)
     if out.exists():
@@ -89,7 +91,7 @@ def _check_same_cohort(cohort: Path, synth: SynthConfig) -> None:
     """Resuming in a work folder that holds another cohort would silently train on it."""
     written = json.loads((cohort / "cohort.json").read_text(encoding="utf-8")).get("config", {})
     wanted = {"n_patients": synth.n_patients, "seed": synth.seed, "native_size": list(synth.native_size),
-              "tissue_signal": synth.tissue_signal}
+              "tissue_signal": synth.tissue_signal, "tissue_confounded": synth.tissue_confounded}
     differing = [k for k, v in wanted.items() if k in written and written[k] != v]
     if differing:
         raise ConfigError(f"the work folder holds a cohort with other {', '.join(differing)}; "

@@ -23,6 +23,7 @@ Continuous: MAE, R², Bland–Altman bias and limits of agreement. All with boot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -53,7 +54,7 @@ from .targets import (
 KEY_COLUMNS = ("study", "patient", "split", "view")
 CLIP_COLUMNS = ("clip_id",) + KEY_COLUMNS
 PREDICTION_COLUMNS = ("study", "patient", "split", "view", "target", "y_true", "y_pred")
-METRIC_KEYS = ("target", "view", "metric", "value", "ci_low", "ci_high", "n")
+METRIC_KEYS = ("target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive", "note")
 TABLE_VIEWS = MODEL_VIEWS + (GLOBAL,)
 BUNDLE_FILES = (
     "predictions.csv",
@@ -209,26 +210,38 @@ def _cell_key(target: str, view: str) -> str:
     return f"{target}|{view}"
 
 
-def _record(target, view, metric, est: M.Estimate) -> MetricRecord:
-    return MetricRecord(target, view, metric, float(est.value), float(est.low), float(est.high), int(est.n))
+def _record(target, view, metric, est: M.Estimate, **extra) -> MetricRecord:
+    return MetricRecord(target, view, metric, float(est.value), float(est.low), float(est.high), int(est.n), **extra)
 
 
-def _binary_cell(target, view, y, p, counts, level, n_bins=10):
-    """Metrics and curves of one binary cell. y, p: ``(m,)``; counts ``(B, m)``.
+def too_few_units_note(y: np.ndarray, units: np.ndarray, minimum: int, unit_name: str) -> str:
+    """Why an AUROC interval is not given ("" when it is): fewer than ``minimum`` distinct
+    ``units`` (patients or studies) with, or without, the finding. y, units: ``(m,)``."""
+    positive = y > 0.5
+    n_with, n_without = len(np.unique(units[positive])), len(np.unique(units[~positive]))
+    if min(n_with, n_without) >= minimum:
+        return ""
+    which, count = ("positive", n_with) if n_with < n_without else ("negative", n_without)
+    plural = {"patient": "patients", "study": "studies"}.get(unit_name, unit_name + "s")
+    return f"no CI: {count} {which} {unit_name if count == 1 else plural}"
+
+
+def _binary_cell(target, view, y, p, counts, level, note: str = "", n_bins=10):
+    """Metrics and curves of one binary cell. y, p: ``(m,)``; counts ``(B, m)``; ``note``
+    non-empty: too few units for an AUROC interval (the value is still reported).
 
     Returns (records, roc entry, calibration entry, resamples dropped as single-class)."""
     auc = M.auroc_ci(y, p, counts, level)
-    recs = [_record(target, view, "auroc", auc)]
+    if note:
+        auc = dataclasses.replace(auc, low=math.nan, high=math.nan)
+    recs = [_record(target, view, "auroc", auc, n_positive=int((y > 0.5).sum()), note=note)]
     brier = M.with_ci(M.brier(y, p), M.bootstrap_brier(y, p, counts), level, y.size)
     recs.append(_record(target, view, "brier", brier))
     roc = M.roc_curve(y, p)
-    band = M.bootstrap_roc_band(y, p, counts, level)
-    roc_entry = {
-        "fpr": roc["fpr"],
-        "tpr": roc["tpr"],
-        "thresholds": roc["thresholds"],
-        "band": {"fpr": band["fpr"], "tpr_low": band["tpr_low"], "tpr_high": band["tpr_high"]},
-    }
+    roc_entry = {"fpr": roc["fpr"], "tpr": roc["tpr"], "thresholds": roc["thresholds"], "band": {}}
+    if not note:  # the band would mislead for the same reason as the AUROC interval
+        band = M.bootstrap_roc_band(y, p, counts, level)
+        roc_entry["band"] = {"fpr": band["fpr"], "tpr_low": band["tpr_low"], "tpr_high": band["tpr_high"]}
     return recs, roc_entry, M.calibration_curve(y, p, n_bins), auc.n_nan
 
 
@@ -256,13 +269,18 @@ def bootstrap_for_studies(studies: pd.DataFrame, config: EvalConfig) -> np.ndarr
     if not 0.0 < config.ci_level < 1.0:
         raise EvaluationError(f"ci_level must be in (0, 1); got {config.ci_level!r}")
     rng = np.random.default_rng(config.seed)
-    groups = None
-    if config.resample_unit == "patient":
-        patient = studies["patient"].astype(str)
-        # A study without a patient id is its own cluster (never pooled under "nan").
-        unknown = studies["patient"].isna() | patient.isin(["", "nan", "None"])
-        groups = np.where(unknown, "study:" + studies["study"].astype(str), "patient:" + patient)
+    groups = resampling_units(studies, config) if config.resample_unit == "patient" else None
     return M.bootstrap_counts(groups, len(studies), int(config.n_bootstrap), rng)
+
+
+def resampling_units(studies: pd.DataFrame, config: EvalConfig) -> np.ndarray:
+    """The bootstrap's unit of each row of ``studies`` (columns study, patient), as strings."""
+    if config.resample_unit == "study":
+        return ("study:" + studies["study"].astype(str)).to_numpy()
+    patient = studies["patient"].astype(str)
+    # A study without a patient id is its own cluster (never pooled under "nan").
+    unknown = studies["patient"].isna() | patient.isin(["", "nan", "None"])
+    return np.where(unknown, "study:" + studies["study"].astype(str), "patient:" + patient)
 
 
 def evaluate_split(
@@ -291,6 +309,7 @@ def evaluate_split(
     studies = preds.drop_duplicates("study")[["study", "patient"]].sort_values("study").reset_index(drop=True)
     position = pd.Series(np.arange(len(studies)), index=studies["study"])
     counts = bootstrap_for_studies(studies, config)
+    units = resampling_units(studies, config)
     level = config.ci_level
 
     records: list[MetricRecord] = []
@@ -299,10 +318,12 @@ def evaluate_split(
     for (target, view), cell in labelled.groupby(["target", "view"], sort=False):
         y = cell["y_true"].to_numpy(dtype=np.float64)
         p = cell["y_pred"].to_numpy(dtype=np.float64)
-        c = counts[:, position.reindex(cell["study"]).to_numpy()]
+        columns = position.reindex(cell["study"]).to_numpy()
+        c = counts[:, columns]
         key = _cell_key(target, view)
         if TARGETS_BY_NAME[target].kind == "binary":
-            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, level)
+            note = too_few_units_note(y, units[columns], config.min_class_units, config.resample_unit)
+            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, level, note)
             if n_nan:
                 nan_resamples[f"{key}|auroc"] = n_nan
         else:
@@ -324,6 +345,7 @@ def evaluate_split(
         "ci_level": float(level),
         "seed": int(config.seed),
         "fusion_fitted_on": threshold_split,
+        "min_class_units": int(config.min_class_units),
         "nan_resamples": nan_resamples,
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -573,6 +595,8 @@ def format_cell(r: MetricRecord | None) -> str:
     text = _fmt_number(r.value, r.metric)
     if math.isfinite(r.ci_low) and math.isfinite(r.ci_high):
         text += f" ({_fmt_number(r.ci_low, r.metric)}–{_fmt_number(r.ci_high, r.metric)})"
+    elif r.note:
+        text += f" ({r.note})"
     return text
 
 

@@ -59,7 +59,8 @@ class MetricRecord:
     """One cell of the results: a metric of one target in one view (or ``"global"``).
 
     ``ci_low``/``ci_high`` are NaN when no interval was computed or it is undefined; ``n`` is the
-    number of studies the value was computed on (``None`` for the paper's published values).
+    number of studies the value was computed on (``None`` for the paper's published values);
+    ``n_positive`` the studies with the finding (binary targets); ``note`` why a CI is missing.
     """
 
     target: str
@@ -69,6 +70,8 @@ class MetricRecord:
     ci_low: float = math.nan
     ci_high: float = math.nan
     n: int | None = None
+    n_positive: int | None = None
+    note: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +89,8 @@ class MetricRecord:
             ci_low=num(data["ci_low"]),
             ci_high=num(data["ci_high"]),
             n=None if data.get("n") is None else int(data["n"]),
+            n_positive=None if data.get("n_positive") is None else int(data["n_positive"]),
+            note=str(data.get("note") or ""),
         )
 
 

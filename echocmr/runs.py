@@ -359,7 +359,8 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
 
 # TrainConfig fields that ``echocmr train`` has a flag for (value -> argv).
 _TRAIN_FLAGS = {"lr": "--lr", "patience": "--patience", "num_workers": "--num-workers", "seed": "--seed",
-                "max_train_clips": "--max-train-clips", "classifier_epochs": "--classifier-epochs"}
+                "max_train_clips": "--max-train-clips", "classifier_epochs": "--classifier-epochs",
+                "classifier_lr": "--classifier-lr"}
 _MODEL_FLAGS = {"arch": "--arch", "width": "--width", "n_frames": "--frames"}
 
 

@@ -216,7 +216,8 @@ def build_task_run(task: Task, config: TrainConfig, data: TaskData, run: RunDir,
     model = build_model(task.model, len(task.outputs)).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lr = config.classifier_lr if task.kind == "view_classifier" and config.classifier_lr else config.lr
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(config.lr_step_epochs, 1),
                                                 gamma=config.lr_gamma)
     # bf16 needs no loss scaling; the scaler is kept (disabled) so the state format is uniform.

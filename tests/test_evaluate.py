@@ -74,8 +74,8 @@ def test_write_and_read_round_trip(evaluated, tmp_path):
     for name in E.BUNDLE_FILES:
         assert (out / name).is_file(), name
     records = json.loads((out / "metrics.json").read_text())
-    assert records and all(set(r) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n"}
-                           for r in records)
+    assert records and all(set(r) == set(E.METRIC_KEYS) for r in records)
+    assert set(E.METRIC_KEYS) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive", "note"}
     # Strict JSON everywhere (a browser's JSON.parse rejects NaN/Infinity).
     for name in E.BUNDLE_FILES:
         if name.endswith(".json"):
@@ -127,6 +127,35 @@ def test_pure_noise_ci_covers_half():
     for t in ("wma", "lge"):
         rec = bundle.metric(t, GLOBAL, "auroc")
         assert rec.ci_low < 0.5 < rec.ci_high, rec
+
+
+def test_auroc_ci_is_withheld_when_too_few_patients_have_the_finding(simulated):
+    clip_preds, labels = simulated
+    labels = labels.copy()
+    test_patients = sorted(labels.loc[labels["split"] == "test", "patient"].unique())
+    # T2 abnormal in exactly two test patients (all their studies), normal in everyone else.
+    labels["t2_abnormal"] = labels["patient"].isin(test_patients[:2]).astype(float)
+    bundle, _ = E.evaluate_predictions(clip_preds, labels, CONFIG)
+    few = bundle.metric("t2_abnormal", GLOBAL, "auroc")
+    assert math.isfinite(few.value) and math.isnan(few.ci_low) and math.isnan(few.ci_high)
+    assert few.note == "no CI: 2 positive patients"
+    n_studies = labels[labels["patient"].isin(test_patients[:2])]["study"].nunique()
+    assert few.n_positive == n_studies >= 2
+    assert E.format_cell(few) == f"{few.value:.3f} (no CI: 2 positive patients)"
+    many = bundle.metric("wma", GLOBAL, "auroc")
+    assert many.note == "" and many.ci_low < many.value < many.ci_high and many.n_positive > 20
+    assert bundle.roc["t2_abnormal|global"]["band"] == {} and len(bundle.roc["t2_abnormal|global"]["fpr"]) > 1
+    assert len(bundle.roc["wma|global"]["band"]["tpr_low"]) == 101
+    lenient = E.evaluate_predictions(clip_preds, labels, EvalConfig(n_bootstrap=400, min_class_units=2))[0]
+    assert math.isfinite(lenient.metric("t2_abnormal", GLOBAL, "auroc").ci_low)
+
+
+def test_too_few_units_counts_distinct_units_on_the_rarer_side():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0], float)
+    units = np.array(["a", "a", "b", "c", "d", "e", "f", "g", "g"])
+    assert E.too_few_units_note(y, units, 5, "patient") == "no CI: 2 positive patients"
+    assert E.too_few_units_note(1 - y, units, 5, "study") == "no CI: 2 negative studies"
+    assert E.too_few_units_note(y, units, 2, "patient") == ""
 
 
 def test_study_resampling_and_level(simulated):

@@ -204,5 +204,7 @@ def test_roc_curve_sensitivity_specificity_youden():
 
 def test_metric_record_to_dict_keys():
     rec = M.MetricRecord("wma", "global", "auroc", 0.8, 0.7, 0.9, 100)
-    assert set(rec.to_dict()) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n"}
+    assert set(rec.to_dict()) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive", "note"}
     assert M.MetricRecord.from_dict(rec.to_dict()) == rec
+    older = {k: v for k, v in rec.to_dict().items() if k not in ("n_positive", "note")}  # bundles before them
+    assert M.MetricRecord.from_dict(older) == rec

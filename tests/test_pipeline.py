@@ -98,7 +98,8 @@ def bundle(prepared, tmp_path_factory):
 
 def test_evaluate_writes_a_results_bundle(bundle):
     metrics = json.loads((bundle / "results" / "metrics.json").read_text())
-    assert metrics and set(metrics[0]) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n"}
+    assert metrics and set(metrics[0]) == {"target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive",
+                                           "note"}
     assert {"global"} <= {m["view"] for m in metrics}
     views = json.loads((bundle / "results" / "summary.json").read_text())["view_classifier"]
     assert views["split"] == "test" and views["n"] > 0 and 0 <= views["accuracy"] <= 1

@@ -165,7 +165,8 @@ def test_train_command_reproduces_the_config_or_refuses(tmp_path):
     from echocmr.errors import ConfigError
 
     base = preset("cpu-demo")
-    config = dataclasses.replace(base, views=("A4C",), view_classifier=False, lr=3e-4, patience=9, seed=5,
+    config = dataclasses.replace(base, views=("A4C",), view_classifier=False, lr=3e-4, classifier_lr=2e-4,
+                                 patience=9, seed=5,
                                  max_train_clips=7, model=dataclasses.replace(base.model, width=4, n_frames=8))
     cmd = runs.train_command(config, tmp_path / "data", tmp_path, "r")
     assert cmd[:4] == [sys.executable, "-m", "echocmr.cli", "train"]

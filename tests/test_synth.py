@@ -93,6 +93,29 @@ def test_scar_patterns_are_ischaemic_in_territories_and_partly_silent_otherwise(
     assert silent > 0.4  # non-ischaemic LGE often with normal motion: only partly visible on echo
 
 
+def _t1_gap_amyloid_vs_normal(patients) -> float:
+    t1 = {d: np.mean([p.heart.t1_ms for p in patients if p.disease == d]) for d in ("amyloid", "normal")}
+    return t1["amyloid"] - t1["normal"]
+
+
+def test_tissue_values_are_independent_of_anatomy_unless_confounded(patients):
+    confounded = generate_patients(SynthConfig(seed=3, tissue_confounded=True), n=2000)
+    # Same anatomy, labels and dates either way: only the tissue values are drawn differently.
+    for a, b in zip(patients[:200], confounded[:200]):
+        assert a.disease == b.disease and a.studies == b.studies
+        assert np.array_equal(a.heart.wma, b.heart.wma) and np.array_equal(a.lge, b.lge)
+        assert a.heart.wall_scale == b.heart.wall_scale and a.lvef_pct == b.lvef_pct
+    assert _t1_gap_amyloid_vs_normal(confounded) > 100  # amyloid: thick walls and high T1
+    assert abs(_t1_gap_amyloid_vs_normal(patients)) < 30  # ~120 amyloid patients: SE ~8 ms
+    wall = np.array([p.heart.wall_scale for p in patients])
+    burden = np.array([p.lge.mean() for p in patients])
+    for values in ([p.heart.t1_ms for p in patients], [p.heart.ecv_pct for p in patients]):
+        assert abs(np.corrcoef(wall, values)[0, 1]) < 0.07  # 2,000 patients: SE of r ~0.022
+        assert abs(np.corrcoef(burden, values)[0, 1]) < 0.07
+    t1_conf = np.array([p.heart.t1_ms for p in confounded])
+    assert np.corrcoef(wall, t1_conf)[0, 1] > 0.2
+
+
 def test_dates_and_pairing_coverage(patients):
     days = np.array([s.days_to_cmr for p in patients for s in p.studies])
     paired = np.abs(days) <= 30

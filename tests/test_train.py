@@ -55,7 +55,8 @@ def _status(run: Path) -> dict:
 
 
 def test_a_run_trains_classifier_and_view_model(prepared, tmp_path):
-    config = dataclasses.replace(TINY, view_classifier=True, epochs=2, classifier_epochs=1)
+    config = dataclasses.replace(TINY, view_classifier=True, epochs=2, classifier_epochs=1, lr=2e-3,
+                                 classifier_lr=5e-4)
     run = train_model(config, prepared, tmp_path / "run")
     status = _status(run)
     assert status["state"] == "finished" and status["pid"] == os.getpid()
@@ -63,6 +64,7 @@ def test_a_run_trains_classifier_and_view_model(prepared, tmp_path):
     records = read_json_lines(run / "metrics.jsonl")
     assert [(r["view"], r["epoch"]) for r in records] == [("view_classifier", 1), ("A4C", 1), ("A4C", 2)]
     assert {"train_loss", "val_loss", "val", "lr", "seconds"} <= set(records[-1])
+    assert [r["lr"] for r in records] == [5e-4, 2e-3, 2e-3]  # the classifier's own learning rate
     assert (run / "train.log").read_text().strip()
     for stem in ("A4C/last", "A4C/best", "view_classifier/best"):
         assert (run / f"{stem}.safetensors").is_file() and (run / f"{stem}.json").is_file()

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from echocmr.targets import TARGETS_BY_NAME
 
 st.title("EchoCMR")
 st.markdown(
@@ -23,8 +22,8 @@ ui.banner(meta.get("synthetic", False))
 
 
 def headline_table(headline: list[dict]) -> pd.DataFrame:
-    rows = [{"Finding (whole study)": TARGETS_BY_NAME[m["target"]].label if m["target"] in TARGETS_BY_NAME else m["target"],
-             "AUROC (95 % CI)": ui.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high")),
+    rows = [{"Finding (whole study)": ui.target_label(m["target"]),
+             "AUROC (95 % CI)": ui.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high"), note=m.get("note")),
              "Test studies": m.get("n")} for m in headline]
     return pd.DataFrame(rows)
 

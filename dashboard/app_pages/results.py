@@ -48,6 +48,11 @@ with table:
     ours = table2_frame(res.metrics)
     st.markdown("**This model** (AUROC; MAE in ms or %; 95 % CI)")
     st.dataframe(tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
+    if any(r.note for r in res.metrics):
+        units = "studies" if summary.get("resample_unit") == "study" else "patients"
+        st.caption(f"No CI: fewer than {summary.get('min_class_units', 5)} test {units} with (positive) or "
+                   "without (negative) the finding — a bootstrap interval from so few would look precise "
+                   "and mean nothing, so none is shown.")
     ui.csv_download(ours, "table2-this-model")
     st.markdown(f"**{PUBLISHED[0].upper() + PUBLISHED[1:]}**")
     st.dataframe(tables.table2_for_display(PAPER_RESULTS), hide_index=True, width="stretch", height="content")

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same cohort)")
     parser.add_argument("--tissue-signal", type=float, default=None,
                         help="0: T1/T2/ECV never touch the pixels; >0: myocardial texture shifts")
+    parser.add_argument("--tissue-confounded", action="store_true",
+                        help="T1/T2/ECV follow each patient's disease and scar (anatomy then predicts "
+                             "them); by default they are independent of everything the echo shows")
     parser.add_argument("--small", action="store_true", help="a few small patients (tests, demos)")
     parser.add_argument("--echonet", action="store_true", help="also write the EchoNet-Dynamic layout")
     parser.add_argument("--workers", type=int, default=None, help="processes (0: one per core)")
@@ -35,6 +38,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         changes["n_patients"] = args.patients
     if args.tissue_signal is not None:
         changes["tissue_signal"] = args.tissue_signal
+    if args.tissue_confounded:
+        changes["tissue_confounded"] = True
     if args.echonet:
         changes["echonet_layout"] = True
     if args.workers is not None:

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier-epochs", type=int, help="maximum epochs of the view classifier (default: --epochs)")
     p.add_argument("--batch-size", type=int, help="clips per step (per process under torchrun)")
     p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--classifier-lr", type=float, help="learning rate of the view classifier (default: --lr)")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="compute device (default from preset)")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
@@ -47,7 +48,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
     """``base`` with every flag the user actually gave applied on top."""
     fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience,
               "device": args.device, "num_workers": args.num_workers, "seed": args.seed,
-              "max_train_clips": args.max_train_clips, "classifier_epochs": args.classifier_epochs}
+              "max_train_clips": args.max_train_clips, "classifier_epochs": args.classifier_epochs,
+              "classifier_lr": args.classifier_lr}
     changes = {k: v for k, v in fields.items() if v is not None}
     if args.views:
         changes["views"] = tuple(args.views)
@@ -70,6 +72,8 @@ def _validate(config: TrainConfig) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if config.num_workers < 0 or config.max_train_clips < 0 or config.classifier_epochs < 0:
         raise ConfigError("--num-workers, --max-train-clips and --classifier-epochs cannot be negative")
+    if not config.lr > 0 or config.classifier_lr < 0:
+        raise ConfigError("--lr must be positive and --classifier-lr not negative")
     if not isinstance(config.model, ModelConfig) or config.model.n_frames < 1 or config.model.period < 1:
         raise ConfigError("n_frames and period must be at least 1")
 

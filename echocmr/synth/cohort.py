@@ -67,7 +67,8 @@ class HeartState:
     ``transmural``: bool (17,), transmural scar (wall thinned and brighter).
     ``excursion``: fractional radial shortening of a normal segment (~0.26–0.32).
     ``lv_scale``/``wall_scale``/``septal_scale``: cavity size, wall and septal thickness factors.
-    ``t1_ms``/``t2_ms``/``ecv_pct``: the true tissue values (used only when tissue_signal > 0).
+    ``t1_ms``/``t2_ms``/``ecv_pct``: the true tissue values (drawn the patient's own way only when
+    ``SynthConfig.tissue_confounded``; they reach the pixels only when tissue_signal > 0).
     """
 
     wma: np.ndarray
@@ -262,6 +263,17 @@ def _tissue(disease: str, lge: np.ndarray, rng: np.random.Generator) -> tuple[fl
     return float(t1), float(_clamp(t2, 35.0, 85.0)), float(_clamp(ecv, 15.0, 65.0))
 
 
+def _phantom_tissue(seed: int, index: int) -> dict[str, float]:
+    """T1/T2/ECV of an independently drawn patient: the same population distribution as the
+    patient's own values, but unrelated to anything the echo shows. A separate random stream, so
+    the patient's anatomy, labels and pixels are identical whichever way the cohort is drawn."""
+    rng = patient_rng(seed, index, 4)
+    disease = DISEASES[_choice(rng, PREVALENCE)]
+    _, lge, _ = _ischaemic(rng) if disease == "ischaemic" else _non_ischaemic(disease, rng)
+    t1, t2, ecv = _tissue(disease, lge, rng)
+    return {"t1_ms": t1, "t2_ms": t2, "ecv_pct": ecv}
+
+
 def _heart(disease: str, rng: np.random.Generator):
     """(HeartState, lge bool (17,), lvef %) for one patient."""
     if disease == "ischaemic":
@@ -394,6 +406,8 @@ def generate_patient(config: SynthConfig, index: int) -> Patient:
     age = int(_clamp(round(rng.normal(54.5 + age_shift, 16.5)), 18, 95))
     sex = "F" if rng.random() < female else "M"
     heart, lge, lvef = _heart(disease, rng)
+    if not config.tissue_confounded:
+        heart = dataclasses.replace(heart, **_phantom_tissue(config.seed, index))
     cmr_days = _cmr_days(rng)
     cmrs = _cmrs(index, cmr_days, heart, lvef, rng)
     phi = _phi(config.seed, index, config.n_patients, age, cmr_days[0], rng)
