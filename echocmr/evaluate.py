@@ -23,7 +23,6 @@ Continuous: MAE, R², Bland–Altman bias and limits of agreement. All with boot
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -231,9 +230,10 @@ def _binary_cell(target, view, y, p, counts, level, note: str = "", n_bins=10):
     non-empty: too few units for an AUROC interval (the value is still reported).
 
     Returns (records, roc entry, calibration entry, resamples dropped as single-class)."""
-    auc = M.auroc_ci(y, p, counts, level)
-    if note:
-        auc = dataclasses.replace(auc, low=math.nan, high=math.nan)
+    if note:  # no interval: skip its bootstrap
+        auc = M.Estimate(M.auroc(y, p), math.nan, math.nan, int(y.size))
+    else:
+        auc = M.auroc_ci(y, p, counts, level)
     recs = [_record(target, view, "auroc", auc, n_positive=int((y > 0.5).sum()), note=note)]
     brier = M.with_ci(M.brier(y, p), M.bootstrap_brier(y, p, counts), level, y.size)
     recs.append(_record(target, view, "brier", brier))

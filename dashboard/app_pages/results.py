@@ -7,6 +7,7 @@ import streamlit as st
 import charts
 import tables
 import ui
+from echocmr.config import EvalConfig
 from echocmr.evaluate import PAPER_RESULTS, read_results, table2_frame
 from echocmr.targets import BINARY_TARGETS, CONTINUOUS_TARGETS
 
@@ -50,7 +51,7 @@ with table:
     st.dataframe(tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
     if any(r.note for r in res.metrics):
         units = "studies" if summary.get("resample_unit") == "study" else "patients"
-        st.caption(f"No CI: fewer than {summary.get('min_class_units', 5)} test {units} with (positive) or "
+        st.caption(f"No CI: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} test {units} with (positive) or "
                    "without (negative) the finding — a bootstrap interval from so few would look precise "
                    "and mean nothing, so none is shown.")
     ui.csv_download(ours, "table2-this-model")
