@@ -201,19 +201,30 @@ def test_predict_upload_plays_video(page, server, home):
 
 
 def _assert_plays(page, index: int) -> None:
-    """The clip decodes (readyState >= 2) and its clock advances once it is on screen.
+    """The clip is set to autoplay muted, decodes (readyState >= 2) and its clock advances.
 
-    Chromium pauses muted autoplay videos outside the viewport (and resumes them when they scroll
-    back in), so each clip is scrolled into view before its clock is read.
+    Chromium pauses muted autoplay videos outside the viewport, so each clip is scrolled into view
+    first. On a loaded machine Chromium has now and then left an on-screen autoplay clip unstarted
+    (seen in CI and in about 1 of 20 loaded local runs); a user then presses play, and so does this
+    test after 10 s.
     """
-    page.locator("video").nth(index).scroll_into_view_if_needed()
-    state = "document.querySelectorAll('video')[i]"
-    page.wait_for_function(f"(i) => {state}.readyState >= 2", arg=index, timeout=60_000)
-    start = page.evaluate(f"(i) => {state}.currentTime", index)
+    video = page.locator("video").nth(index)
+    video.scroll_into_view_if_needed()
+    assert video.evaluate("v => v.autoplay && v.muted"), f"clip {index} is not set to autoplay muted"
+    page.wait_for_function("i => document.querySelectorAll('video')[i].readyState >= 2", arg=index, timeout=60_000)
+    start = video.evaluate("v => v.currentTime")
+    advanced = "([i, t]) => document.querySelectorAll('video')[i].currentTime !== t"
     try:
-        page.wait_for_function(f"([i, t]) => {state}.currentTime !== t", arg=[index, start], timeout=30_000)
+        page.wait_for_function(advanced, arg=[index, start], timeout=10_000)
+        return
     except sync_api.TimeoutError:
-        pytest.fail(f"clip {index} does not play (paused={page.evaluate(f'(i) => {state}.paused', index)})")
+        video.evaluate("v => v.play()")
+    try:
+        page.wait_for_function(advanced, arg=[index, start], timeout=30_000)
+    except sync_api.TimeoutError:
+        detail = video.evaluate("v => ({paused: v.paused, ended: v.ended, t: v.currentTime, ready: v.readyState, "
+                                "error: v.error && v.error.message})")
+        pytest.fail(f"clip {index} does not play: {detail}")
 
 
 def _canaries(files: list[Path]) -> set[str]:
