@@ -136,6 +136,10 @@ class PrepareConfig:
     seed: int = 0
     use_known_views: bool = False
     workers: int = 0
+    # Resample every clip to this frame rate (0: keep each file's own). A model's clip spans
+    # n_frames x period *frames*, so across exports at 30-100 frames/s only a common rate makes it
+    # span the same time. The rate travels in the checkpoints; predict applies it to uploads.
+    target_fps: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -435,6 +435,7 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
     """The glue behind :func:`evaluate_run`; returns ``(ResultsBundle, FusionModel)``."""
     from .checkpoint import checkpoint_exists
     from .inference import load_view_model, predict_prepared
+    from .prepare import read_prepare_json
 
     run_dir, prepared_dir, out_dir = Path(run_dir), Path(prepared_dir), Path(out_dir)
     manifest_path = prepared_dir / "manifest.csv"
@@ -455,10 +456,7 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
     clip_preds = pd.concat(frames, ignore_index=True)
     labels = pd.read_csv(manifest_path, dtype={"clip_id": str, "patient": str, "study": str,
                                                "view": str, "split": str, "status": str})
-    synthetic = None
-    prepare_json = prepared_dir / "prepare.json"
-    if prepare_json.is_file():
-        synthetic = json.loads(prepare_json.read_text(encoding="utf-8")).get("synthetic")
+    synthetic = read_prepare_json(prepared_dir).get("synthetic")
     bundle, fusion = evaluate_predictions(clip_preds, labels, config, synthetic=synthetic)
     views = view_classifier_accuracy(run_dir, prepared_dir, "test")
     if views is not None:

@@ -20,7 +20,9 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .dataset import ClipSampling, eval_starts, frame_indices, open_clip, read_manifest, select_rows, to_tensor
 from .errors import CheckpointError, InputError
+from .ingest.resize import resample_indices
 from .models import prepare_input
+from .prepare import check_frame_rate, prepared_target_fps
 from .targets import CLASSIFIER_LABELS, TARGETS_BY_NAME
 
 
@@ -39,6 +41,25 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
+
+    @property
+    def target_fps(self) -> float:
+        """The frame rate its training clips were resampled to (0.0: each file's own)."""
+        return float((self.meta.get("data") or {}).get("target_fps") or 0.0)
+
+
+def at_model_rate(frames: np.ndarray, fps: float, model: LoadedModel) -> np.ndarray:
+    """uint8 (T, H, W) at ``fps`` → the same video at the model's training frame rate.
+
+    The same nearest-earlier-frame resampling ``echocmr prepare --target-fps`` applied to the
+    training clips; unchanged when the model kept each file's own rate.
+    """
+    target = model.target_fps
+    if not target or abs(float(fps) - target) < 1e-6:
+        return frames
+    if not (np.isfinite(fps) and fps > 0):
+        raise InputError("bad_clip", f"cannot resample a clip whose frame rate is {fps!r}")
+    return frames[resample_indices(len(frames), float(fps), target)]
 
 
 def _load(stem: str | Path, kind: str, device: str | torch.device) -> LoadedModel:
@@ -138,6 +159,7 @@ def predict_prepared(model: LoadedModel, prepared_dir: str | Path, split: str, v
     Columns: clip_id, study, patient, split, view, then one per model output (probability or
     physical value). Clips are read ``chunk`` videos at a time (memory-mapped).
     """
+    check_frame_rate(model.target_fps, prepared_target_fps(prepared_dir), f"the {view} model")
     rows = select_rows(read_manifest(prepared_dir), split, view)
     columns = ["clip_id", "study", "patient", "split", "view"]
     frame = rows.reindex(columns=columns).copy()

@@ -120,13 +120,15 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
 
     ``view_overrides`` maps an item's ``index`` to a view from targets.CLASSIFIER_LABELS.
     """
-    from .inference import classify_views
+    from .inference import at_model_rate, classify_views
 
     overrides = view_overrides or {}
     accepted = [item for item in items if item.clip is not None]
     rejected = [(item.display_name, str(item.error)) for item in items if item.clip is None]
     started = time.perf_counter()
-    calls = classify_views(bundle.view_classifier, [item.clip.frames for item in accepted]) if accepted else []
+    classifier = bundle.view_classifier
+    calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted]
+                           ) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
     per_view = _run_view_models(clips, bundle, n_clips)
@@ -148,7 +150,7 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
 
 def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int) -> dict[str, dict[str, float]]:
     """Fill each clip's predictions and return the per-view mean over that view's clips."""
-    from .inference import predict_clips
+    from .inference import at_model_rate, predict_clips
 
     per_view = {}
     for view in MODEL_VIEWS:
@@ -156,7 +158,8 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
         if not members or view not in bundle.view_models:
             continue
         model = bundle.view_models[view]
-        outputs = predict_clips(model, [c.clip.frames for c in members], n_clips=n_clips)
+        outputs = predict_clips(model, [at_model_rate(c.clip.frames, c.clip.fps, model) for c in members],
+                                n_clips=n_clips)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
@@ -67,26 +68,31 @@ def _file_key(relative: str, salt: bytes) -> str:
     return hashlib.sha256(salt + relative.encode("utf-8")).hexdigest()[:20]
 
 
-def _ingest_one(task: tuple[str, str, str, bytes]) -> dict:
+def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
     """Worker: ingest one file and write its clip; returns a PHI-free record for ingest.jsonl."""
     from .ingest import read_clip  # imported in the worker: keeps the parent light
 
-    key, path, clips_dir, salt = task
+    key, path, clips_dir, salt, target_fps = task
     try:
         # One decode thread per file: the pool already keeps every core busy.
-        clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1))
+        clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
     except InputError as exc:
-        return {"key": key, "status": "rejected", "reason": str(exc)}
+        return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
     atomic_save_npy(Path(clips_dir) / f"{clip.clip_id}.npy", clip.frames)
     return {"key": key, "status": "ok", "clip_id": clip.clip_id, "n_frames": clip.n_frames,
-            "fps": round(float(clip.fps), 3), "reason": ""}
+            "fps": round(float(clip.fps), 3), "reason": "", "target_fps": target_fps}
 
 
-def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int) -> pd.DataFrame:
-    """Ingest ``files`` (columns key, path) → one record per key, resuming from ingest.jsonl."""
+def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, target_fps: float) -> pd.DataFrame:
+    """Ingest ``files`` (columns key, path) → one record per key, resuming from ingest.jsonl.
+
+    A file journalled at another target frame rate (an earlier prepare with another
+    ``--target-fps``) is ingested again: one folder never mixes rates.
+    """
     journal = out / "ingest.jsonl"
-    done = {r["key"]: r for r in read_json_lines(journal)}
-    todo = [(k, p, str(out / "clips"), salt) for k, p in zip(files["key"], files["path"]) if k not in done]
+    done = {r["key"]: r for r in read_json_lines(journal) if r.get("target_fps", 0.0) == target_fps}
+    todo = [(k, p, str(out / "clips"), salt, target_fps)
+            for k, p in zip(files["key"], files["path"]) if k not in done]
     (out / "clips").mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
@@ -139,11 +145,14 @@ def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareC
 
 
 def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
-    from .inference import classify_views, load_view_classifier
+    from .inference import at_model_rate, classify_views, load_view_classifier
 
     classifier = load_view_classifier(stem)
     ok = files["status"] == "ok"
-    frames = [np.load(out / "clips" / f"{c}.npy", mmap_mode="r") for c in files.loc[ok, "clip_id"]]
+    # Views are anatomy seen in a few frames, so any rate works; a classifier that was trained
+    # at a common rate still gets it.
+    frames = [at_model_rate(np.load(out / "clips" / f"{c}.npy", mmap_mode="r"), fps, classifier)
+              for c, fps in zip(files.loc[ok, "clip_id"], files.loc[ok, "fps"])]
     calls = classify_views(classifier, [np.asarray(f) for f in frames]) if frames else []
     files["view"], files["view_confidence"] = None, np.nan
     files.loc[ok, "view"] = [view for view, _, _ in calls]
@@ -178,6 +187,8 @@ def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) 
 def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = PrepareConfig(),
                     salt: bytes | None = None) -> pd.DataFrame:
     """Build (or resume building) a prepared dataset in ``out``; returns the manifest."""
+    if not (math.isfinite(config.target_fps) and config.target_fps >= 0):
+        raise ConfigError("target_fps must be 0 (keep each file's frame rate) or a positive number")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     salt = dataset_salt() if salt is None else salt
@@ -186,7 +197,7 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files["path"] = [str(base / f) for f in files["file"]]
     files["key"] = [_file_key(f, salt) for f in files["file"]]
     paired = files["cmr_id"].notna()
-    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers)
+    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers, float(config.target_fps))
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)
@@ -204,6 +215,33 @@ def _is_synthetic(cohort: Path) -> bool:
     return bool(meta.exists() and json.loads(meta.read_text()).get("synthetic", False))
 
 
+def read_prepare_json(prepared: Path) -> dict:
+    """prepare.json of a prepared set ({} when absent); a damaged one is an error, not a default."""
+    path = Path(prepared) / "prepare.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"prepare.json of {Path(prepared).name!r} is damaged; run `echocmr prepare` again") from exc
+
+
+def prepared_target_fps(prepared: Path) -> float:
+    """The frame rate a prepared set was resampled to (0.0: each file kept its own)."""
+    return float((read_prepare_json(prepared).get("config") or {}).get("target_fps") or 0.0)
+
+
+def check_frame_rate(model_fps: float, data_fps: float, what: str) -> None:
+    """A model sees clips at the rate it was trained at, or not at all."""
+    if abs(float(model_fps) - float(data_fps)) > 1e-6:
+        raise ConfigError(f"{what} was trained on clips at {_rate_text(model_fps)}, but these clips are at "
+                          f"{_rate_text(data_fps)}; prepare the data with --target-fps {model_fps:g}")
+
+
+def _rate_text(fps: float) -> str:
+    return f"{fps:g} frames/s" if fps else "each file's own frame rate"
+
+
 def load_manifest(prepared: Path) -> pd.DataFrame:
     path = Path(prepared) / "manifest.csv"
     if not path.exists():
@@ -216,8 +254,7 @@ def summarise(prepared: Path) -> dict:
     manifest = load_manifest(prepared)
     ok = manifest[manifest["status"] == "ok"]
     studies = ok.drop_duplicates("study")
-    meta_path = Path(prepared) / "prepare.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_prepare_json(prepared)
     prevalence = {
         split: {t: _mean_or_none(group[t]) for t in lab.TARGET_NAMES if t not in ("wma_view", "lge_view")}
         for split, group in studies.groupby("split")

@@ -17,7 +17,6 @@ the next batch.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import math
 import random
@@ -40,6 +39,7 @@ from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays
                       target_arrays)
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
+from .prepare import read_prepare_json
 from .run_dir import RunDir, elastic_restart_of
 from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS, TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
@@ -161,14 +161,10 @@ def build_task_data(task: Task, config: TrainConfig, data_dir: Path, manifest,
 
 
 def dataset_info(data_dir: Path) -> dict[str, Any]:
-    synthetic = False
-    prepare_json = data_dir / "prepare.json"
-    if prepare_json.is_file():
-        try:
-            synthetic = bool(json.loads(prepare_json.read_text(encoding="utf-8")).get("synthetic", False))
-        except json.JSONDecodeError:
-            log.warning("prepare.json is not valid JSON; assuming a non-synthetic dataset")
-    return {"synthetic": synthetic, "dataset": data_dir.name}
+    """What the checkpoints record of their data: synthetic or not, and the clips' frame rate."""
+    meta = read_prepare_json(data_dir)
+    return {"synthetic": bool(meta.get("synthetic", False)), "dataset": data_dir.name,
+            "target_fps": float((meta.get("config") or {}).get("target_fps") or 0.0)}
 
 
 # ----------------------------------------------------------------------------- one task

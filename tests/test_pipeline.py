@@ -12,6 +12,7 @@ import pytest
 
 from echocmr import cli
 from echocmr.config import PRESETS, ModelConfig, PrepareConfig, SynthConfig
+from echocmr.errors import ConfigError
 from echocmr.prepare import PrepareSources, load_manifest, prepare_dataset, summarise
 from echocmr.targets import GLOBAL_TARGETS, TARGETS
 
@@ -83,6 +84,52 @@ def test_a_bad_file_is_recorded_not_fatal(cohort, tmp_path):
 
 
 @pytest.fixture(scope="module")
+def prepared_25fps(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared-25fps")
+    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
+    prepare_dataset(sources, out, PrepareConfig(use_known_views=True, workers=2, target_fps=25.0), salt=SALT)
+    return out
+
+
+def _ok_clips(prepared) -> pd.DataFrame:
+    manifest = load_manifest(prepared)
+    return manifest[manifest["status"] == "ok"].set_index("clip_id")
+
+
+def test_prepare_resamples_every_clip_to_the_target_frame_rate(cohort, prepared, prepared_25fps):
+    from echocmr.ingest import read_clip
+    from echocmr.ingest.resize import resample_indices
+    from echocmr.prepare import prepared_target_fps
+
+    native, common = _ok_clips(prepared), _ok_clips(prepared_25fps)
+    assert set(native.index) == set(common.index) and (native["fps"] > 25).all()
+    assert (common["fps"] == 25.0).all() and prepared_target_fps(prepared_25fps) == 25.0
+    checked = 0
+    for file in pd.read_csv(cohort / "echo_index.csv", dtype=str)["file"]:
+        clip = read_clip(cohort / file, salt=SALT)  # the manifest's fps is rounded: take the exact one
+        if clip.clip_id not in common.index:
+            continue
+        expected = clip.frames[resample_indices(clip.n_frames, clip.fps, 25.0)]
+        assert np.array_equal(np.load(prepared_25fps / "clips" / f"{clip.clip_id}.npy"), expected)
+        assert common.loc[clip.clip_id, "n_frames"] == len(expected) < clip.n_frames
+        checked += 1
+    assert checked == len(common)
+
+
+def test_prepare_again_at_another_rate_reingests_rather_than_mixing_rates(cohort, prepared, tmp_path):
+    out = tmp_path / "prepared"
+    shutil.copytree(prepared, out)
+    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
+    prepare_dataset(sources, out, PrepareConfig(use_known_views=True, workers=1, target_fps=25.0), salt=SALT)
+    ok = _ok_clips(out)
+    assert (ok["fps"] == 25.0).all()
+    for clip_id, row in ok.iterrows():
+        assert len(np.load(out / "clips" / f"{clip_id}.npy")) == row["n_frames"]
+    with pytest.raises(ConfigError, match="target_fps must be 0"):
+        prepare_dataset(sources, out, PrepareConfig(use_known_views=True, target_fps=float("nan")), salt=SALT)
+
+
+@pytest.fixture(scope="module")
 def bundle(prepared, tmp_path_factory):
     from echocmr.bundle import build_bundle
     from echocmr.evaluate import evaluate_run
@@ -130,3 +177,63 @@ def test_predict_a_study_end_to_end(bundle, cohort, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["synthetic_model"] is True and set(out["global"]) == set(GLOBAL_TARGETS)
     assert all(f.name not in json.dumps(out) for f in files)
+
+
+def test_a_model_sees_uploads_at_its_training_frame_rate(bundle, cohort, prepared_25fps):
+    """Checkpoints carry the prepared set's frame rate; predict resamples uploads to it."""
+    from echocmr.bundle import load_bundle
+    from echocmr.ingest.resize import resample_indices
+    from echocmr.inference import predict_clips, predict_prepared
+    from echocmr.predict import ingest_study, predict_study
+
+    loaded = load_bundle(str(bundle))
+    assert all(m.target_fps == 0.0 for m in [*loaded.view_models.values(), loaded.view_classifier])
+    # A model trained at each file's own rate refuses a set resampled to 25 frames/s.
+    with pytest.raises(ConfigError, match="trained on clips at each file's own frame rate.*--target-fps 0"):
+        predict_prepared(loaded.view_models["A4C"], prepared_25fps, "test", "A4C")
+
+    def at_25(model):
+        return dataclasses.replace(model, meta={**model.meta, "data": {**model.meta["data"], "target_fps": 25.0}})
+
+    at25 = dataclasses.replace(loaded, view_models={v: at_25(m) for v, m in loaded.view_models.items()},
+                               view_classifier=at_25(loaded.view_classifier))
+    index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
+    files = [cohort / f for f in index[index["study_id"] == index["study_id"].iloc[0]]["file"]]
+    items = ingest_study([(f.name, f.read_bytes()) for f in files])
+    result = predict_study(items, at25)
+    assert result.clips and all(c.clip.fps > 25 for c in result.clips)
+    used = [c for c in result.clips if c.view in loaded.view_models]
+    assert used
+    for clip in used:
+        model = loaded.view_models[clip.view]
+        resampled = clip.clip.frames[resample_indices(clip.clip.n_frames, clip.clip.fps, 25.0)]
+        expected = predict_clips(model, [resampled])[0]
+        assert np.allclose([clip.predictions[name] for name in model.outputs], expected)
+
+
+def test_prepare_takes_views_from_the_view_classifier_at_its_frame_rate(bundle, cohort, prepared, tmp_path,
+                                                                       monkeypatch):
+    """Real data has no known views: the classifier assigns them, on clips at its training rate."""
+    import echocmr.inference as inference
+    from echocmr.ingest.resize import resample_indices
+
+    classifier = tmp_path / "classifier"
+    meta = json.loads((bundle / "view_classifier.json").read_text())
+    meta["data"]["target_fps"] = 25.0  # as if trained on a 25 frames/s set
+    classifier.with_suffix(".json").write_text(json.dumps(meta))
+    shutil.copy(bundle / "view_classifier.safetensors", classifier.with_suffix(".safetensors"))
+    seen, real = [], inference.classify_views
+
+    def recording(model, frames):
+        seen.extend(map(len, frames))
+        return real(model, frames)
+
+    monkeypatch.setattr(inference, "classify_views", recording)
+    out = tmp_path / "prepared"
+    shutil.copytree(prepared, out)  # clips are cached: only the views are assigned again
+    sources = PrepareSources.from_cohort(cohort, view_classifier=classifier)
+    manifest = prepare_dataset(sources, out, PrepareConfig(workers=1), salt=SALT)
+    ok = manifest[manifest["status"] == "ok"]
+    assert (ok["view_source"] == "classifier").all() and ok["view"].isin(["A4C", "A2C", "PLAX", "other"]).all()
+    assert ok["view_confidence"].between(0.25, 1.0).all()  # a softmax maximum over 4 labels
+    assert seen == [len(resample_indices(n, fps, 25.0)) for n, fps in zip(ok["n_frames"], ok["fps"])]

@@ -107,7 +107,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_best(prepared, tmp_path, monk
     assert [r["epoch"] for r in read_json_lines(run / "metrics.jsonl")] == [1]
 
 
-def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path):
+def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path, capsys):
     run = tmp_path / "runs" / "sig"
     cmd = [sys.executable, "-m", "echocmr.commands.train", "--data", str(prepared), "--out", str(tmp_path / "runs"),
            "--run-name", "sig", "--epochs", "200", *TINY_ARGS]
@@ -130,6 +130,12 @@ def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path):
     assert status["state"] == "stopped", status
     last = load_view_model(run / "A4C" / "last")
     assert last.meta["epoch"] == status["epoch"]
+    # Flags a restored optimiser/schedule would silently override are refused, and nothing is touched.
+    before = (run / "status.json").read_bytes()
+    assert cli_main(["train", "--resume", str(run), "--lr", "0.1", "--width", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr, --arch/--width/--frames cannot change when resuming" in err, err
+    assert (run / "status.json").read_bytes() == before
     assert cli_main(["train", "--resume", str(run), "--epochs", str(status["epoch"] + 1)]) == 0
     assert _status(run)["state"] == "finished"
     epochs = [r["epoch"] for r in read_json_lines(run / "metrics.jsonl")]

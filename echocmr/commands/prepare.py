@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ecv-pct", type=float, default=33.0, help="ECV abnormal above (%%)")
     p.add_argument("--seed", type=int, default=0, help="patient-level split seed")
     p.add_argument("--workers", type=int, default=0, help="ingestion processes (0: one per core)")
+    p.add_argument("--target-fps", type=float, default=0.0,
+                   help="resample every clip to this frame rate (default 0: keep each file's own); "
+                        "models trained on it resample uploads the same way")
     p.add_argument("--view-classifier", type=Path, help="checkpoint stem of the view classifier that assigns views")
     p.add_argument("--use-known-views", action="store_true",
                    help="synthetic cohort only: take views from ground_truth/clips.csv instead of the classifier")
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = PrepareConfig(
         labels=LabelConfig(pairing_window_days=args.window_days, t1_abnormal_ms=args.t1_ms,
                            t2_abnormal_ms=args.t2_ms, ecv_abnormal_pct=args.ecv_pct),
-        seed=args.seed, use_known_views=args.use_known_views, workers=args.workers,
+        seed=args.seed, use_known_views=args.use_known_views, workers=args.workers, target_fps=args.target_fps,
     )
     manifest = prepare_dataset(sources, args.out, config)
     counts = manifest["status"].value_counts().to_dict()

@@ -66,6 +66,24 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
     return config
 
 
+# What a resumed run may change: how long it goes on and where it runs. Everything else is fixed by
+# the restored weights, optimiser and scheduler (a new lr would be overwritten by the restored
+# scheduler; a new batch size or seed would break the resume == uninterrupted-run guarantee).
+RESUME_ADJUSTABLE = frozenset({"epochs", "classifier_epochs", "patience", "device", "num_workers", "compile"})
+FLAG_OF_FIELD = {"model": "--arch/--width/--frames", "view_classifier": "--no-view-classifier"}
+
+
+def check_resume_changes(saved: TrainConfig, config: TrainConfig) -> None:
+    """Refuse flags that a resumed run would silently ignore or that would break it."""
+    fixed = sorted(f.name for f in dataclasses.fields(TrainConfig)
+                   if f.name not in RESUME_ADJUSTABLE and getattr(saved, f.name) != getattr(config, f.name))
+    if fixed:
+        flags = ", ".join(FLAG_OF_FIELD.get(name, "--" + name.replace("_", "-")) for name in fixed)
+        raise ConfigError(f"{flags} cannot change when resuming (the run's weights, optimiser and schedule "
+                          "are restored); only --epochs, --classifier-epochs, --patience, --device, "
+                          "--num-workers and --compile can. Start a new run to change the others.")
+
+
 def _validate(config: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "patience"):
         if getattr(config, name) < 1:
@@ -86,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         base, data_dir = read_run_config(args.resume)
         config = config_from_args(args, base)
+        check_resume_changes(base, config)
         train_model(config, args.data or data_dir, args.resume, resume=True)
         return 0
     if args.data is None:
