@@ -39,7 +39,7 @@ from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays
                       target_arrays)
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
-from .prepare import read_prepare_json
+from .prepare import prepared_target_fps, read_prepare_json
 from .run_dir import RunDir, elastic_restart_of
 from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS, TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
@@ -162,9 +162,8 @@ def build_task_data(task: Task, config: TrainConfig, data_dir: Path, manifest,
 
 def dataset_info(data_dir: Path) -> dict[str, Any]:
     """What the checkpoints record of their data: synthetic or not, and the clips' frame rate."""
-    meta = read_prepare_json(data_dir)
-    return {"synthetic": bool(meta.get("synthetic", False)), "dataset": data_dir.name,
-            "target_fps": float((meta.get("config") or {}).get("target_fps") or 0.0)}
+    return {"synthetic": bool(read_prepare_json(data_dir).get("synthetic", False)), "dataset": data_dir.name,
+            "target_fps": prepared_target_fps(data_dir)}
 
 
 # ----------------------------------------------------------------------------- one task

@@ -73,15 +73,18 @@ RESUME_ADJUSTABLE = frozenset({"epochs", "classifier_epochs", "patience", "devic
 FLAG_OF_FIELD = {"model": "--arch/--width/--frames", "view_classifier": "--no-view-classifier"}
 
 
+def _flags(fields) -> str:
+    return ", ".join(FLAG_OF_FIELD.get(name, "--" + name.replace("_", "-")) for name in sorted(fields))
+
+
 def check_resume_changes(saved: TrainConfig, config: TrainConfig) -> None:
     """Refuse flags that a resumed run would silently ignore or that would break it."""
-    fixed = sorted(f.name for f in dataclasses.fields(TrainConfig)
-                   if f.name not in RESUME_ADJUSTABLE and getattr(saved, f.name) != getattr(config, f.name))
+    fixed = [f.name for f in dataclasses.fields(TrainConfig)
+             if f.name not in RESUME_ADJUSTABLE and getattr(saved, f.name) != getattr(config, f.name)]
     if fixed:
-        flags = ", ".join(FLAG_OF_FIELD.get(name, "--" + name.replace("_", "-")) for name in fixed)
-        raise ConfigError(f"{flags} cannot change when resuming (the run's weights, optimiser and schedule "
-                          "are restored); only --epochs, --classifier-epochs, --patience, --device, "
-                          "--num-workers and --compile can. Start a new run to change the others.")
+        raise ConfigError(f"{_flags(fixed)} cannot change when resuming (the run's weights, optimiser and "
+                          f"schedule are restored); only {_flags(RESUME_ADJUSTABLE)} can. "
+                          "Start a new run to change the others.")
 
 
 def _validate(config: TrainConfig) -> None:
