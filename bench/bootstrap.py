@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from echocmr import evaluate as E  # noqa: E402
-from echocmr import metrics as M  # noqa: E402
+from echocmr import bootstrap as B  # noqa: E402
+
 from echocmr.config import EvalConfig  # noqa: E402
 from echocmr.targets import TARGETS_BY_NAME  # noqa: E402
 
@@ -54,9 +55,9 @@ def ours(cells, studies, config):
     for t, v, st, y, p in cells:
         c = counts[:, [position[s] for s in st]]
         if TARGETS_BY_NAME[t].kind == "binary":
-            out[(t, v)] = {"auroc": M.auroc_ci(y, p, c, config.ci_level)}
+            out[(t, v)] = {"auroc": B.auroc_ci(y, p, c, config.ci_level)}
         else:
-            out[(t, v)] = {"mae": M.mae_ci(y, p, c, config.ci_level), "r2": M.r2_ci(y, p, c, config.ci_level)}
+            out[(t, v)] = {"mae": B.mae_ci(y, p, c, config.ci_level), "r2": B.r2_ci(y, p, c, config.ci_level)}
     return out, counts, position
 
 
@@ -65,7 +66,7 @@ def reference_cell(kind, y, p, c):
 
     res = []
     for row in c:
-        idx = M.counts_to_indices(row)
+        idx = B.counts_to_indices(row)
         yi, pi = y[idx], p[idx]
         if kind == "binary":
             res.append(roc_auc_score(yi, pi) if 0 < yi.sum() < yi.size else np.nan)
@@ -99,12 +100,12 @@ def main() -> None:
         n_cells = n_bin if kind == "binary" else n_cont
         ref_total += dt * n_cells
         if kind == "binary":
-            fast = M.bootstrap_auroc(y, p, c)
+            fast = B.bootstrap_auroc(y, p, c)
             err = np.nanmax(np.abs(fast - ref))
             same = np.array_equal(np.isnan(fast), np.isnan(ref))
         else:
-            err = max(np.abs(M.bootstrap_mae(y, p, c) - ref[:, 0]).max(),
-                      np.abs(M.bootstrap_r2(y, p, c) - ref[:, 1]).max())
+            err = max(np.abs(B.bootstrap_mae(y, p, c) - ref[:, 0]).max(),
+                      np.abs(B.bootstrap_r2(y, p, c) - ref[:, 1]).max())
             same = True
         print(f"sklearn loop, one {kind} cell ({t}|{v}, {N_BOOT} resamples, measured): {dt:.2f} s; "
               f"× {n_cells} cells = {dt * n_cells:.1f} s (extrapolated); "

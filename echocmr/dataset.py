@@ -1,4 +1,4 @@
-"""Torch datasets over a PREPARED folder (manifest.csv + clips/<clip_id>.npy, docs/ARCHITECTURE.md).
+"""Torch datasets over a PREPARED folder (read through :mod:`echocmr.prepared`).
 
 Every random choice (clip start, augmentation) is drawn from a generator seeded by
 (seed, epoch, index), never from global RNG state. The training sampler hands the dataset
@@ -23,11 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, DistributedSampler
 
-from .errors import ConfigError, InputError
-from .targets import CLASSIFIER_LABELS, CONTINUOUS_TARGETS, MODEL_VIEWS, TARGETS
+from .errors import ConfigError
+from .prepared import CLIP_SIZE, open_clip
+from .targets import CLASSIFIER_LABELS, CONTINUOUS_TARGETS, MODEL_VIEWS
 
-CLIP_SIZE = 112
-ID_COLUMNS = ("clip_id", "patient", "study", "view", "view_source", "split", "status")
 NORM_SAMPLE_CLIPS = 64
 AUG_SHIFT = 8  # pixels of random translation each way
 AUG_ZOOM = (0.9, 1.1)
@@ -48,20 +47,6 @@ class ClipSampling:
 
 
 # ----------------------------------------------------------------------------- manifest
-
-def read_manifest(prepared_dir: str | Path) -> pd.DataFrame:
-    """manifest.csv with ids as strings and target columns as float (missing = NaN)."""
-    path = Path(prepared_dir) / "manifest.csv"
-    if not path.is_file():
-        raise ConfigError(f"no manifest.csv in the prepared dataset folder {Path(prepared_dir).name!r}")
-    manifest = pd.read_csv(path, dtype={c: str for c in ID_COLUMNS}, keep_default_na=False, na_values=[""])
-    missing = [c for c in ("clip_id", "view", "split", "status") if c not in manifest.columns]
-    if missing:
-        raise ConfigError(f"manifest.csv lacks columns {missing}")
-    for t in TARGETS:
-        manifest[t.name] = pd.to_numeric(manifest[t.name], errors="coerce") if t.name in manifest else np.nan
-    return manifest
-
 
 def select_rows(manifest: pd.DataFrame, split: str, view: str | None = None) -> pd.DataFrame:
     """Rows with status ok in ``split`` (and ``view`` when given), sorted by clip_id."""
@@ -143,17 +128,6 @@ def classifier_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- frames
-
-def open_clip(prepared_dir: str | Path, clip_id: str) -> np.ndarray:
-    """clips/<clip_id>.npy memory-mapped (only the frames used are read); uint8 (T, 112, 112)."""
-    if "/" in clip_id or "\\" in clip_id or clip_id.startswith("."):
-        raise InputError("bad_clip_id", "clip id is not a plain file name")
-    array = np.load(Path(prepared_dir) / "clips" / f"{clip_id}.npy", mmap_mode="r", allow_pickle=False)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (CLIP_SIZE, CLIP_SIZE) or not len(array):
-        raise InputError("bad_clip", f"clip array must be uint8 (T, {CLIP_SIZE}, {CLIP_SIZE}), got "
-                                     f"{array.dtype} {tuple(array.shape)}")
-    return array
-
 
 def frame_indices(n_total: int, sampling: ClipSampling, start: int) -> np.ndarray:
     """Indices of one clip; a video shorter than the clip loops (the heart beat is periodic)."""

@@ -53,7 +53,8 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     """
     from .bundle import build_bundle
     from .evaluate import evaluate_run
-    from .prepare import PrepareSources, prepare_dataset, summarise
+    from .prepare import PrepareSources, prepare_dataset
+    from .prepared import summarise
     from .synth import generate_cohort
     from .train import train_model
 
@@ -100,17 +101,17 @@ def _check_same_cohort(cohort: Path, synth: SynthConfig) -> None:
 
 def add_examples(bundle: Path, prepared: Path, seed: int) -> None:
     """Ship a small example study (DICOM, fake PHI on purpose) and one clip per view."""
-    from .prepare import load_manifest
+    from .prepared import clip_path, read_manifest
     from .synth import generate_cohort
 
-    manifest = load_manifest(prepared)
+    manifest = read_manifest(prepared)
     test = manifest[(manifest["status"] == "ok") & (manifest["split"] == "test")]
     examples = bundle / "examples"
     examples.mkdir(exist_ok=True)
     for view in (*MODEL_VIEWS, "PSAX", "A3C"):
         rows = test[test["view"] == view]
         if len(rows):
-            frames = np.load(prepared / "clips" / f"{rows.iloc[0]['clip_id']}.npy")
+            frames = np.load(clip_path(prepared, rows.iloc[0]["clip_id"]))
             atomic_save_npy(examples / f"{view}.npy", frames[:EXAMPLE_FRAMES])
     # The example study is rendered at a small native size so it stays small on disk; it carries
     # fake PHI so that uploading it exercises de-identification for real.

@@ -42,3 +42,11 @@ class ConfigError(EchoCMRError):
 
 class TrainingDiverged(EchoCMRError):
     """The loss became non-finite; the run stops and ``best`` is left untouched."""
+
+
+class EvaluationError(EchoCMRError, ValueError):
+    """Predictions or labels given to the evaluation do not have the expected layout."""
+
+
+class RunStateError(EchoCMRError):
+    """A training run or job cannot do what was asked in its present state (e.g. resume a running run)."""

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .dataset import ClipSampling, eval_starts, frame_indices, open_clip, read_manifest, select_rows, to_tensor
+from .dataset import ClipSampling, eval_starts, frame_indices, select_rows, to_tensor
 from .errors import CheckpointError, InputError
 from .ingest.resize import resample_indices
 from .models import prepare_input
-from .prepare import check_frame_rate, prepared_target_fps
+from .prepared import check_frame_rate, open_clip, prepared_target_fps, read_manifest
 from .targets import CLASSIFIER_LABELS, TARGETS_BY_NAME
 
 

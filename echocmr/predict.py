@@ -19,6 +19,7 @@ import pandas as pd
 
 from .bundle import ModelBundle
 from .clip import Clip
+from .metrics import is_positive
 from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
 
 
@@ -180,6 +181,6 @@ def _fuse(per_view: dict[str, dict[str, float]], bundle: ModelBundle) -> dict[st
         value = float(values[name])
         fused[name] = TargetPrediction(
             name, spec.label, spec.kind, spec.unit, value, threshold,
-            None if threshold is None else bool(value > threshold),
+            None if threshold is None else bool(is_positive(value, threshold)),
             point.get("sensitivity"), point.get("specificity"), tuple(sorted(per_view)))
     return fused

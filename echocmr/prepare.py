@@ -29,11 +29,11 @@ from . import labels as lab
 from .atomic import append_line, atomic_save_npy, atomic_write_json, atomic_write_text, read_json_lines
 from .config import IngestLimits, PrepareConfig, data_home, to_dict
 from .errors import ConfigError, InputError
+from .jsonfile import read_json
+from .prepared import CLIPS_DIR, MANIFEST_BASE, MANIFEST_FILE, PREPARE_JSON, clip_path
 from .targets import TARGETS
 
 log = logging.getLogger(__name__)
-MANIFEST_BASE = ["clip_id", "patient", "study", "view", "view_source", "view_confidence", "split",
-                 "n_frames", "fps", "echo_cmr_days", "status", "reason"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
         clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
-    atomic_save_npy(Path(clips_dir) / f"{clip.clip_id}.npy", clip.frames)
+    atomic_save_npy(clip_path(Path(clips_dir).parent, clip.clip_id), clip.frames)
     return {"key": key, "status": "ok", "clip_id": clip.clip_id, "n_frames": clip.n_frames,
             "fps": round(float(clip.fps), 3), "reason": "", "target_fps": target_fps}
 
@@ -91,9 +91,9 @@ def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, targe
     """
     journal = out / "ingest.jsonl"
     done = {r["key"]: r for r in read_json_lines(journal) if r.get("target_fps", 0.0) == target_fps}
-    todo = [(k, p, str(out / "clips"), salt, target_fps)
+    todo = [(k, p, str(out / CLIPS_DIR), salt, target_fps)
             for k, p in zip(files["key"], files["path"]) if k not in done]
-    (out / "clips").mkdir(parents=True, exist_ok=True)
+    (out / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
     if workers == 1 or len(todo) < 4:
@@ -151,7 +151,7 @@ def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
     ok = files["status"] == "ok"
     # Views are anatomy seen in a few frames, so any rate works; a classifier that was trained
     # at a common rate still gets it.
-    frames = [at_model_rate(np.load(out / "clips" / f"{c}.npy", mmap_mode="r"), fps, classifier)
+    frames = [at_model_rate(np.load(clip_path(out, c), mmap_mode="r"), fps, classifier)
               for c, fps in zip(files.loc[ok, "clip_id"], files.loc[ok, "fps"])]
     calls = classify_views(classifier, [np.asarray(f) for f in frames]) if frames else []
     files["view"], files["view_confidence"] = None, np.nan
@@ -201,9 +201,9 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)
-    atomic_write_text(out / "manifest.csv", manifest.to_csv(index=False))
+    atomic_write_text(out / MANIFEST_FILE, manifest.to_csv(index=False))
     synthetic = _is_synthetic(Path(sources.echo_index).parent)
-    atomic_write_json(out / "prepare.json", {
+    atomic_write_json(out / PREPARE_JSON, {
         "config": to_dict(config), "synthetic": synthetic,
         "counts": manifest["status"].value_counts().to_dict(),
     })
@@ -212,75 +212,4 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
 
 def _is_synthetic(cohort: Path) -> bool:
     meta = cohort / "cohort.json"
-    return bool(meta.exists() and json.loads(meta.read_text()).get("synthetic", False))
-
-
-def read_prepare_json(prepared: Path) -> dict:
-    """prepare.json of a prepared set ({} when absent); a damaged one is an error, not a default."""
-    path = Path(prepared) / "prepare.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"prepare.json of {Path(prepared).name!r} is damaged; run `echocmr prepare` again") from exc
-
-
-def prepared_target_fps(prepared: Path) -> float:
-    """The frame rate a prepared set was resampled to (0.0: each file kept its own)."""
-    return float((read_prepare_json(prepared).get("config") or {}).get("target_fps") or 0.0)
-
-
-def check_frame_rate(model_fps: float, data_fps: float, what: str) -> None:
-    """A model sees clips at the rate it was trained at, or not at all."""
-    if abs(float(model_fps) - float(data_fps)) > 1e-6:
-        raise ConfigError(f"{what} was trained on clips at {_rate_text(model_fps)}, but these clips are at "
-                          f"{_rate_text(data_fps)}; prepare the data with --target-fps {model_fps:g}")
-
-
-def _rate_text(fps: float) -> str:
-    return f"{fps:g} frames/s" if fps else "each file's own frame rate"
-
-
-def load_manifest(prepared: Path) -> pd.DataFrame:
-    path = Path(prepared) / "manifest.csv"
-    if not path.exists():
-        raise ConfigError(f"no manifest.csv in the prepared folder {Path(prepared).name!r}: run `echocmr prepare` first")
-    return pd.read_csv(path, dtype={"clip_id": str, "patient": str, "study": str})
-
-
-def summarise(prepared: Path) -> dict:
-    """The cohort behind a model, as the Data page shows it (JSON-ready, PHI-free)."""
-    manifest = load_manifest(prepared)
-    ok = manifest[manifest["status"] == "ok"]
-    studies = ok.drop_duplicates("study")
-    meta = read_prepare_json(prepared)
-    prevalence = {
-        split: {t: _mean_or_none(group[t]) for t in lab.TARGET_NAMES if t not in ("wma_view", "lge_view")}
-        for split, group in studies.groupby("split")
-    }
-    days = studies["echo_cmr_days"].dropna().to_numpy()
-    counts, edges = np.histogram(days, bins=np.arange(-30.5, 31.5, 1.0)) if len(days) else ([], [])
-    return {
-        "synthetic": bool(meta.get("synthetic", False)),
-        "patients": ok.groupby("split")["patient"].nunique().to_dict(),
-        "studies": studies.groupby("split").size().to_dict(),
-        "clips_per_view": ok["view"].value_counts().to_dict(),
-        "files": manifest["status"].value_counts().to_dict(),
-        "prevalence": prevalence,
-        "continuous": {t: _describe(studies[t]) for t in ("t1", "t2", "ecv")},
-        "interval_days": {"counts": list(map(int, counts)), "edges": [float(e) for e in edges],
-                          "median": float(np.median(days)) if len(days) else None},
-    }
-
-
-def _mean_or_none(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return round(float(values.mean()), 4) if len(values) else None
-
-
-def _describe(values: pd.Series) -> dict:
-    values = values.dropna()
-    if values.empty:
-        return {"n": 0}
-    return {"n": int(len(values)), "mean": round(float(values.mean()), 2), "sd": round(float(values.std()), 2)}
+    return bool(meta.exists() and read_json(meta).get("synthetic", False))

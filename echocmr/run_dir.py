@@ -18,16 +18,13 @@ from typing import Any
 from .atomic import append_line, atomic_write_json, atomic_write_text, read_json_lines
 from .config import TrainConfig, from_dict, to_dict
 from .errors import ConfigError
+from .jsonfile import now_iso, read_json, read_json_object
 
 STATES = ("running", "stopped", "finished", "diverged", "failed")
 # Temp files of echocmr.atomic (".NAME.random.tmp") that only a training process writes.
 TEMP_PATTERNS = (".config.json.*.tmp", ".status.json.*.tmp", ".metrics.jsonl.*.tmp",
                  "*/.last.*.tmp", "*/.best.*.tmp")
 LOGGER_NAME = "echocmr"
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def default_run_name(config: TrainConfig) -> str:
@@ -41,10 +38,10 @@ def _run_start_time() -> datetime:
         try:
             import psutil
 
-            return datetime.fromtimestamp(psutil.Process(os.getppid()).create_time())
+            return datetime.fromtimestamp(psutil.Process(os.getppid()).create_time(), tz=timezone.utc)
         except Exception:  # psutil missing or the parent gone: a fresh time is still a valid name
             pass
-    return datetime.now()
+    return datetime.now(timezone.utc)
 
 
 def elastic_run_id() -> str | None:
@@ -60,11 +57,7 @@ def elastic_restart_of(run_dir: Path) -> bool:
     """
     if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) < 1 or elastic_run_id() is None:
         return False
-    try:
-        data = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("elastic_run_id") == elastic_run_id()
+    return read_json_object(Path(run_dir) / "config.json").get("elastic_run_id") == elastic_run_id()
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, Path]:
@@ -72,8 +65,30 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, Path]:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{Path(run_dir).name!r} is not a training run (no config.json)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
     return from_dict(TrainConfig, data["train"]), Path(data["data"])
+
+
+def write_train_config(config: TrainConfig, path: Path) -> Path:
+    """Write a run's settings as JSON, the file ``echocmr train --config`` reads."""
+    return atomic_write_json(path, {"train": to_dict(config)})
+
+
+def read_train_config(path: str | Path) -> TrainConfig:
+    """Settings from ``--config FILE``: ``{"train": {...}}`` (also a run's config.json) or the fields alone.
+
+    Fields left out keep the :class:`TrainConfig` defaults; unknown ones are refused.
+    """
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{Path(path).name} must hold a JSON object of training settings")
+    fields = data.get("train", data)
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{Path(path).name}: \"train\" must be a JSON object")
+    try:
+        return from_dict(TrainConfig, fields)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{Path(path).name} holds invalid training settings: {exc}") from exc
 
 
 @dataclass

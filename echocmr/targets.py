@@ -13,6 +13,8 @@ MODEL_VIEWS: tuple[str, ...] = ("A4C", "A2C", "PLAX")
 OTHER_VIEWS: tuple[str, ...] = ("PSAX", "A3C")
 CLASSIFIER_LABELS: tuple[str, ...] = ("A4C", "A2C", "PLAX", "other")
 GLOBAL = "global"
+# The order views are shown in everywhere (tables, charts): the model views, then the fused result.
+VIEW_ORDER: tuple[str, ...] = MODEL_VIEWS + (GLOBAL,)
 
 N_SEGMENTS = 17
 # AHA 17-segment model: segments each standard echo view shows (PAPER.md, "Labels").

@@ -35,11 +35,11 @@ from .checkpoint import (finish_interrupted_save, load_training_state, model_sta
                          save_checkpoint, save_training_state, set_rng_state, state_path)
 from .config import ModelConfig, TrainConfig, to_dict
 from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays, classifier_label, classifier_rows,
-                      compute_normalisation, compute_target_scaling, read_manifest, select_rows, subsample,
+                      compute_normalisation, compute_target_scaling, select_rows, subsample,
                       target_arrays)
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
-from .prepare import prepared_target_fps, read_prepare_json
+from .prepared import prepared_target_fps, read_manifest, read_prepare_json
 from .run_dir import RunDir, elastic_restart_of
 from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS, TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .dataset import seed_worker
 from .errors import TrainingDiverged
+from .metrics import auroc
 from .models import prepare_input
 from .targets import TARGETS_BY_NAME
 from .train_dist import DistContext, all_reduce_sum
@@ -119,8 +120,6 @@ def evaluate(model: nn.Module, loss_fn: LossFn, loader: DataLoader,
 def view_model_metrics(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, names: tuple[str, ...],
                        scaling: dict[str, dict[str, float]]) -> dict[str, float]:
     """AUROC per binary target (both classes present), MAE in physical units per continuous one."""
-    from sklearn.metrics import roc_auc_score
-
     metrics: dict[str, float] = {}
     for k, name in enumerate(names):
         present = mask[:, k] > 0
@@ -129,7 +128,7 @@ def view_model_metrics(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarra
         y, p = targets[present, k], outputs[present, k]
         if TARGETS_BY_NAME[name].kind == "binary":
             if len(np.unique(y)) == 2:
-                metrics[name] = float(roc_auc_score(y, p))
+                metrics[name] = auroc(y, p)
         else:
             metrics[name] = float(np.abs(y - p).mean() * scaling[name]["std"])
     return metrics
@@ -137,13 +136,11 @@ def view_model_metrics(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarra
 
 def classifier_metrics(outputs: np.ndarray, targets: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
     """One-vs-rest AUROC of each view class present in both roles, plus accuracy."""
-    from sklearn.metrics import roc_auc_score
-
     probs = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
     metrics = {}
     for k, name in enumerate(names):
         if len(np.unique(targets[:, k])) == 2:
-            metrics[name] = float(roc_auc_score(targets[:, k], probs[:, k]))
+            metrics[name] = auroc(targets[:, k], probs[:, k])
     metrics["accuracy"] = float((probs.argmax(1) == targets.argmax(1)).mean())
     return metrics
 

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -60,7 +59,7 @@ def home(tmp_path_factory):
 
 
 class Dashboard:
-    """`streamlit run dashboard/Home.py` on a fixed port, which can be restarted mid-test."""
+    """`streamlit run dashboard/Home.py` on a free port chosen once, so it can be restarted mid-test."""
 
     def __init__(self, home: Path):
         self.home, self.port = home, _free_port()
@@ -68,7 +67,11 @@ class Dashboard:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, ECHOCMR_HOME=str(self.home))
+        # The app's own temp folder: the PHI sweep reads what this app wrote, not the machine's /tmp.
+        self.tmp = self.home / "app-tmp"
+        self.tmp.mkdir(exist_ok=True)
+        env = dict(os.environ, ECHOCMR_HOME=str(self.home), TMPDIR=str(self.tmp), TEMP=str(self.tmp),
+                   TMP=str(self.tmp))
         env.pop("ECHOCMR_MODEL", None)
         with open(self.home / "streamlit.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -247,28 +250,24 @@ def _in_synthetic_cohort(path: Path) -> bool:
 
 
 def _assert_no_phi_left(page, files: list[Path], home: Path) -> None:
-    """Canary sweep: what the browser received, the data home, the server log, temp folders."""
+    """Canary sweep: what the browser received and everything the app under test wrote (its data
+    home, server log and private temp folder, which all live under ``home``)."""
     canaries = _canaries(files)
     assert canaries, "the example study should carry fake PHI to sweep for"
     html = page.content()
     assert not any(canary in html for canary in canaries), "PHI reached the browser"
     since = time.time() - 600
-    roots = [home, Path(tempfile.gettempdir())]
-    for root in roots:
-        for path in root.rglob("*"):
-            try:
-                if not path.is_file() or path.stat().st_mtime < since or path.stat().st_size > 50 * 2**20:
-                    continue
-                data = path.read_bytes()
-            except OSError:
+    for path in home.rglob("*"):
+        try:
+            if not path.is_file() or path.stat().st_mtime < since or path.stat().st_size > 50 * 2**20:
                 continue
-            # Synthetic cohorts (this test's and other tests' under pytest's tmp) and checkouts
-            # under /tmp carry fake PHI on purpose; the sweep is for what the app left behind.
-            if ROOT in path.parents or _in_synthetic_cohort(path) or (
-                    home not in path.parents and any(part.startswith("pytest-of-") for part in path.parts)):
-                continue
-            leaked = any(canary.encode() in data for canary in canaries)
-            assert not leaked, f"PHI found in {path.name}"  # (not printing the bytes: they hold it)
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if _in_synthetic_cohort(path):  # this test's input cohort carries fake PHI on purpose
+            continue
+        leaked = any(canary.encode() in data for canary in canaries)
+        assert not leaked, f"PHI found in {path.name}"  # (not printing the bytes: they hold it)
 
 
 def test_results_page(page, server):

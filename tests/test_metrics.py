@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score, roc_curve
 
+from echocmr import bootstrap as B
 from echocmr import metrics as M
 
 
@@ -31,8 +32,8 @@ def test_auroc_all_tied_scores_is_half():
 
 def test_single_class_full_sample_is_nan():
     assert math.isnan(M.auroc([1, 1, 1], [0.1, 0.2, 0.3]))
-    counts = M.bootstrap_counts(None, 3, 50, np.random.default_rng(0))
-    est = M.auroc_ci([1, 1, 1], [0.1, 0.2, 0.3], counts, 0.95)
+    counts = B.bootstrap_counts(None, 3, 50, np.random.default_rng(0))
+    est = B.auroc_ci([1, 1, 1], [0.1, 0.2, 0.3], counts, 0.95)
     assert math.isnan(est.value) and math.isnan(est.low) and math.isnan(est.high)
     assert est.n_nan == 50
 
@@ -40,7 +41,7 @@ def test_single_class_full_sample_is_nan():
 def _slow_bootstrap_auc(y, s, counts):
     out = []
     for row in counts:
-        idx = M.counts_to_indices(row)
+        idx = B.counts_to_indices(row)
         yi, si = y[idx], s[idx]
         out.append(roc_auc_score(yi, si) if 0 < yi.sum() < yi.size else np.nan)
     return np.array(out)
@@ -51,22 +52,22 @@ def test_vectorised_bootstrap_matches_sklearn_loop(unit):
     rng = np.random.default_rng(3)
     y, s = _data(n=40, seed=3)  # small n: some single-class resamples occur with few positives
     groups = rng.integers(0, 25, size=y.size) if unit == "patient" else None
-    counts = M.bootstrap_counts(groups, y.size, 400, rng)
-    fast = M.bootstrap_auroc(y, s, counts)
+    counts = B.bootstrap_counts(groups, y.size, 400, rng)
+    fast = B.bootstrap_auroc(y, s, counts)
     slow = _slow_bootstrap_auc(y, s, counts)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
-    a, b = M.percentile_interval(fast, 0.95), M.percentile_interval(slow, 0.95)
+    a, b = B.percentile_interval(fast, 0.95), B.percentile_interval(slow, 0.95)
     assert (a.low, a.high, a.n_nan) == pytest.approx((b.low, b.high, b.n_nan), abs=1e-12)
 
 
 def test_single_class_resamples_are_nan_and_counted():
     y = np.array([0] * 9 + [1])
     s = np.linspace(0, 1, 10)
-    counts = M.bootstrap_counts(None, 10, 2000, np.random.default_rng(0))
-    boot = M.bootstrap_auroc(y, s, counts)
+    counts = B.bootstrap_counts(None, 10, 2000, np.random.default_rng(0))
+    boot = B.bootstrap_auroc(y, s, counts)
     no_pos = counts[:, 9] == 0
     assert np.isnan(boot[no_pos]).all() and not np.isnan(boot[~no_pos]).any()
-    iv = M.percentile_interval(boot, 0.95)
+    iv = B.percentile_interval(boot, 0.95)
     assert iv.n_nan == no_pos.sum() > 0
     # (9/10)^10 ≈ 35 % of resamples lack the positive: fewer than half, so the CI exists.
     assert math.isfinite(iv.low)
@@ -74,20 +75,20 @@ def test_single_class_resamples_are_nan_and_counted():
 
 def test_more_than_half_nan_gives_nan_interval():
     samples = np.r_[np.full(51, np.nan), np.linspace(0, 1, 49)]
-    iv = M.percentile_interval(samples, 0.95)
+    iv = B.percentile_interval(samples, 0.95)
     assert math.isnan(iv.low) and math.isnan(iv.high) and iv.n_nan == 51
 
 
 def test_ci_level_is_honoured():
     y, s = _data(n=200, seed=1)
-    counts = M.bootstrap_counts(None, y.size, 2000, np.random.default_rng(1))
-    e95 = M.auroc_ci(y, s, counts, 0.95)
-    e80 = M.auroc_ci(y, s, counts, 0.80)
+    counts = B.bootstrap_counts(None, y.size, 2000, np.random.default_rng(1))
+    e95 = B.auroc_ci(y, s, counts, 0.95)
+    e80 = B.auroc_ci(y, s, counts, 0.80)
     assert e95.low < e80.low < e80.value < e80.high < e95.high
-    boot = M.bootstrap_auroc(y, s, counts)
+    boot = B.bootstrap_auroc(y, s, counts)
     assert (e95.low, e95.high) == pytest.approx(tuple(np.quantile(boot, [0.025, 0.975])))
     with pytest.raises(ValueError):
-        M.percentile_interval(boot, 95)
+        B.percentile_interval(boot, 95)
 
 
 def test_shape_errors_mention_shapes():
@@ -96,14 +97,14 @@ def test_shape_errors_mention_shapes():
     with pytest.raises(ValueError, match=r"\(2, 2\)"):
         M.mae(np.zeros((2, 2)), np.zeros((2, 2)))
     with pytest.raises(M.MetricInputError, match=r"\(5, 7\)"):
-        M.bootstrap_auroc([0, 1, 0], [0.1, 0.2, 0.3], np.zeros((5, 7), dtype=int))
+        B.bootstrap_auroc([0, 1, 0], [0.1, 0.2, 0.3], np.zeros((5, 7), dtype=int))
     with pytest.raises(M.MetricInputError, match="0 and 1"):
         M.auroc([0, 2, 1], [0.1, 0.2, 0.3])
 
 
 def test_patient_cluster_bootstrap_keeps_studies_together():
     groups = np.array(["a", "a", "a", "b", "c", "c", "d"])
-    counts = M.bootstrap_counts(groups, groups.size, 3000, np.random.default_rng(0))
+    counts = B.bootstrap_counts(groups, groups.size, 3000, np.random.default_rng(0))
     assert counts.shape == (3000, 7) and np.issubdtype(counts.dtype, np.integer)
     for members in ([0, 1, 2], [4, 5]):
         assert (counts[:, members] == counts[:, [members[0]]]).all()
@@ -116,7 +117,7 @@ def test_patient_cluster_bootstrap_keeps_studies_together():
 
 
 def test_study_bootstrap_rows_sum_to_n():
-    counts = M.bootstrap_counts(None, 9, 100, np.random.default_rng(0))
+    counts = B.bootstrap_counts(None, 9, 100, np.random.default_rng(0))
     assert (counts.sum(axis=1) == 9).all()
 
 
@@ -140,11 +141,11 @@ def test_weighted_bootstrap_continuous_matches_loop():
     rng = np.random.default_rng(2)
     y = rng.normal(1000, 70, 60)
     p = y * 0.3 + 700 + rng.normal(0, 50, 60)
-    counts = M.bootstrap_counts(rng.integers(0, 40, 60), 60, 200, rng)
-    mae_b, r2_b = M.bootstrap_mae(y, p, counts), M.bootstrap_r2(y, p, counts)
-    ba_b = M.bootstrap_bland_altman(y, p, counts)
+    counts = B.bootstrap_counts(rng.integers(0, 40, 60), 60, 200, rng)
+    mae_b, r2_b = B.bootstrap_mae(y, p, counts), B.bootstrap_r2(y, p, counts)
+    ba_b = B.bootstrap_bland_altman(y, p, counts)
     for b in range(0, 200, 7):
-        idx = M.counts_to_indices(counts[b])
+        idx = B.counts_to_indices(counts[b])
         assert mae_b[b] == pytest.approx(mean_absolute_error(y[idx], p[idx]), rel=1e-10)
         assert r2_b[b] == pytest.approx(r2_score(y[idx], p[idx]), rel=1e-9)
         d = p[idx] - y[idx]
@@ -175,15 +176,15 @@ def _curve_at(fpr, tpr, grid):
 @pytest.mark.parametrize("ties", [True, False])
 def test_roc_band_curves_match_sklearn_curves(ties):
     y, s = _data(n=30, seed=5, ties=ties)
-    counts = M.bootstrap_counts(None, y.size, 300, np.random.default_rng(5))
-    grid, curves, n_nan = M.bootstrap_roc_curves(y, s, counts, n_grid=21)
-    ok = [b for b in range(300) if 0 < y[M.counts_to_indices(counts[b])].sum() < counts[b].sum()]
+    counts = B.bootstrap_counts(None, y.size, 300, np.random.default_rng(5))
+    grid, curves, n_nan = B.bootstrap_roc_curves(y, s, counts, n_grid=21)
+    ok = [b for b in range(300) if 0 < y[B.counts_to_indices(counts[b])].sum() < counts[b].sum()]
     assert curves.shape == (len(ok), 21) and n_nan == 300 - len(ok)
     for k, b in enumerate(ok[:60]):
-        idx = M.counts_to_indices(counts[b])
+        idx = B.counts_to_indices(counts[b])
         fpr, tpr, _ = roc_curve(y[idx], s[idx])
         np.testing.assert_allclose(curves[k], _curve_at(fpr, tpr, grid), atol=1e-12)
-    band = M.bootstrap_roc_band(y, s, counts, 0.95, n_grid=21)
+    band = B.bootstrap_roc_band(y, s, counts, 0.95, n_grid=21)
     assert np.all(band["tpr_low"] <= band["tpr_high"])
     assert band["tpr_high"][-1] == 1.0
 

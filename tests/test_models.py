@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from echocmr.config import ModelConfig
 from echocmr.dataset import (ClipDataset, ClipSampling, EpochSampler, compute_target_scaling, eval_starts,
-                             frame_indices, read_manifest, select_rows, target_arrays)
+                             frame_indices, select_rows, target_arrays)
+from echocmr.prepared import read_manifest
 from echocmr.errors import CheckpointError
 from echocmr.models import build_model, classifier_loss, multitask_loss, prepare_input
 from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, TARGETS

@@ -13,7 +13,8 @@ import pytest
 from echocmr import cli
 from echocmr.config import PRESETS, ModelConfig, PrepareConfig, SynthConfig
 from echocmr.errors import ConfigError
-from echocmr.prepare import PrepareSources, load_manifest, prepare_dataset, summarise
+from echocmr.prepare import PrepareSources, prepare_dataset
+from echocmr.prepared import read_manifest, summarise
 from echocmr.targets import GLOBAL_TARGETS, TARGETS
 
 SALT = b"test-salt"
@@ -37,7 +38,7 @@ def prepared(cohort, tmp_path_factory):
 
 
 def test_prepare_writes_a_patient_level_manifest(cohort, prepared):
-    manifest = load_manifest(prepared)
+    manifest = read_manifest(prepared)
     index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
     assert len(manifest) == len(index)  # one row per input file, rejected ones included
     ok = manifest[manifest["status"] == "ok"]
@@ -68,7 +69,7 @@ def test_prepare_resumes_without_redoing_work(cohort, prepared, monkeypatch):
     before = (prepared / "manifest.csv").read_bytes()
     sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
     again = prepare_dataset(sources, prepared, PrepareConfig(use_known_views=True, workers=1), salt=SALT)
-    assert (prepared / "manifest.csv").read_bytes() == before and len(again) == len(load_manifest(prepared))
+    assert (prepared / "manifest.csv").read_bytes() == before and len(again) == len(read_manifest(prepared))
 
 
 def test_a_bad_file_is_recorded_not_fatal(cohort, tmp_path):
@@ -92,14 +93,14 @@ def prepared_25fps(cohort, tmp_path_factory):
 
 
 def _ok_clips(prepared) -> pd.DataFrame:
-    manifest = load_manifest(prepared)
+    manifest = read_manifest(prepared)
     return manifest[manifest["status"] == "ok"].set_index("clip_id")
 
 
 def test_prepare_resamples_every_clip_to_the_target_frame_rate(cohort, prepared, prepared_25fps):
     from echocmr.ingest import read_clip
     from echocmr.ingest.resize import resample_indices
-    from echocmr.prepare import prepared_target_fps
+    from echocmr.prepared import prepared_target_fps
 
     native, common = _ok_clips(prepared), _ok_clips(prepared_25fps)
     assert set(native.index) == set(common.index) and (native["fps"] > 25).all()

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from echocmr import runs
+from echocmr import processes, runs
 from echocmr.atomic import atomic_write_json
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -29,26 +29,26 @@ def _wait_for(predicate, timeout=10.0):
 
 def test_launch_job_then_graceful_stop(tmp_path):
     log = tmp_path / "sleep.log"
-    job = runs.launch_job(SLEEPER, log, kind="test")
-    assert runs.job_status(log).state == "running"
+    job = processes.launch_job(SLEEPER, log, kind="test")
+    assert processes.job_status(log).state == "running"
     record = json.loads((tmp_path / "sleep.job.json").read_text())
     assert record["pid"] == job.pid and record["create_time"] == pytest.approx(job.create_time)
-    assert record["cmd"][:3] == [sys.executable, "-m", "echocmr.runs"] and record["started"]
-    assert runs.stop_job(log, grace_s=10) == "stopped"
+    assert record["cmd"][:3] == [sys.executable, "-m", "echocmr.processes"] and record["started"]
+    assert processes.stop_job(log, grace_s=10) == "stopped"
     assert not psutil.pid_exists(job.pid) or psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE
-    assert runs.job_status(log).state in ("stopped", "interrupted")
-    assert runs.stop_job(log) == "not running"
+    assert processes.job_status(log).state in ("stopped", "interrupted")
+    assert processes.stop_job(log) == "not running"
 
 
 def test_hard_stop_after_grace_period(tmp_path):
     log = tmp_path / "stubborn.log"
-    job = runs.launch_job(STUBBORN, log)
+    job = processes.launch_job(STUBBORN, log)
     assert _wait_for(lambda: "ready" in log.read_text().splitlines())  # the child's own line
     # The wrapper obeys SIGTERM but waits for its child, which ignores it: SIGKILL is needed.
     started = time.monotonic()
-    assert runs.stop_job(log, grace_s=1.0) == "killed"
+    assert processes.stop_job(log, grace_s=1.0) == "killed"
     assert time.monotonic() - started < 15
-    assert runs.verified_process(json.loads((tmp_path / "stubborn.job.json").read_text())) is None
+    assert processes.verified_process(json.loads((tmp_path / "stubborn.job.json").read_text())) is None
     assert not any(p.pid == job.pid for p in psutil.process_iter() if p.status() != psutil.STATUS_ZOMBIE)
 
 
@@ -57,15 +57,15 @@ def test_job_sequence_and_exit_status(tmp_path):
     bad = [sys.executable, "-c", "import sys; print('second'); sys.exit(3)"]
     never = [sys.executable, "-c", "print('never')"]
     log = tmp_path / "seq.log"
-    runs.launch_job([ok, bad, never], log, kind="seq")
-    assert _wait_for(lambda: runs.job_status(log).state != "running", 20)
-    status = runs.job_status(log)
+    processes.launch_job([ok, bad, never], log, kind="seq")
+    assert _wait_for(lambda: processes.job_status(log).state != "running", 20)
+    status = processes.job_status(log)
     assert status.state == "failed" and status.rc == 3 and status.kind == "seq"
     assert "first" in status.log_tail and "second" in status.log_tail and "never" not in status.log_tail
-    assert runs.latest_job(tmp_path, "seq") == log
+    assert processes.latest_job(tmp_path, "seq") == log
     log2 = tmp_path / "ok.log"
-    runs.launch_job(ok, log2)
-    assert _wait_for(lambda: runs.job_status(log2).state == "finished", 20)
+    processes.launch_job(ok, log2)
+    assert _wait_for(lambda: processes.job_status(log2).state == "finished", 20)
 
 
 def test_recycled_pid_is_never_signalled(tmp_path):
@@ -73,14 +73,14 @@ def test_recycled_pid_is_never_signalled(tmp_path):
     record = tmp_path / "launcher.json"
     me = psutil.Process(os.getpid())
     atomic_write_json(record, {"pid": os.getpid(), "create_time": me.create_time() - 1234.5, "cmd": ["x"]})
-    assert runs.verified_process(json.loads(record.read_text())) is None
-    assert runs.stop_process(record, grace_s=0.1) == "not running"
+    assert processes.verified_process(json.loads(record.read_text())) is None
+    assert processes.stop_process(record, grace_s=0.1) == "not running"
     # Right pid and start time but not an echocmr process: still never signalled.
     other = subprocess.Popen(SLEEPER)
     try:
         ct = psutil.Process(other.pid).create_time()
         atomic_write_json(record, {"pid": other.pid, "create_time": ct, "cmd": SLEEPER})
-        assert runs.stop_process(record, grace_s=0.1) == "not running"
+        assert processes.stop_process(record, grace_s=0.1) == "not running"
         assert other.poll() is None
     finally:
         other.kill()
@@ -128,7 +128,7 @@ def test_read_progress_tolerates_torn_metrics_line(tmp_path):
     assert len(progress.metrics) == 2
     assert list(progress.metrics["val_wma"]) == pytest.approx([0.65, 0.70])
     assert progress.log_tail.splitlines()[-1] == "line 99"
-    assert len(progress.log_tail.splitlines()) == runs.LOG_TAIL_LINES
+    assert len(progress.log_tail.splitlines()) == processes.LOG_TAIL_LINES
     assert progress.views == ["A4C", "A2C"]  # config.json without a view classifier
     assert progress.eta_s is None  # not running
 
@@ -157,25 +157,34 @@ def test_list_prepared(tmp_path):
     assert [p.name for p in runs.list_prepared(tmp_path)] == ["a", "b"]
 
 
-def test_train_command_reproduces_the_config_or_refuses(tmp_path):
+def test_train_config_file_reproduces_every_setting(tmp_path):
+    """The app hands training its settings as one JSON file: nothing is rebuilt flag by flag."""
+    import argparse
     import dataclasses
 
-    from echocmr.commands.train import config_from_args, register
+    from echocmr.commands.train import base_config, config_from_args, register
     from echocmr.config import preset
     from echocmr.errors import ConfigError
+    from echocmr.run_dir import read_train_config, write_train_config
 
     base = preset("cpu-demo")
+    # weight_decay and model.period have no command-line flag: the file still carries them.
     config = dataclasses.replace(base, views=("A4C",), view_classifier=False, lr=3e-4, classifier_lr=2e-4,
-                                 patience=9, seed=5,
-                                 max_train_clips=7, model=dataclasses.replace(base.model, width=4, n_frames=8))
-    cmd = runs.train_command(config, tmp_path / "data", tmp_path, "r")
-    assert cmd[:4] == [sys.executable, "-m", "echocmr.cli", "train"]
-    import argparse
+                                 patience=9, seed=5, weight_decay=0.5, max_train_clips=7,
+                                 model=dataclasses.replace(base.model, width=4, n_frames=8, period=3))
+    config_file = write_train_config(config, tmp_path / "r" / runs.TRAIN_CONFIG)
+    cmd = runs.train_command(config_file, tmp_path / "data", tmp_path, "r")
+    assert cmd[:4] == [sys.executable, "-m", "echocmr.cli", "train"] and "--lr" not in cmd
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    assert config_from_args(parser.parse_args(cmd[3:]), base) == config  # nothing silently dropped
-    for lost in (dataclasses.replace(config, weight_decay=0.5),
-                 dataclasses.replace(config, model=dataclasses.replace(config.model, period=3))):
-        with pytest.raises(ConfigError, match="no option"):
-            runs.start_run(lost, tmp_path / "data", tmp_path, name="lost")
-    assert not (tmp_path / "lost").exists()  # refused before any folder was made
+    args = parser.parse_args(cmd[3:])
+    assert config_from_args(args, base_config(args)) == config  # nothing silently dropped
+    # Flags given beside --config apply on top of it.
+    args = parser.parse_args([*cmd[3:], "--epochs", "2"])
+    assert config_from_args(args, base_config(args)) == dataclasses.replace(config, epochs=2)
+    (tmp_path / "bad.json").write_text(json.dumps({"train": {"not_a_setting": 1}}))
+    with pytest.raises(ConfigError, match="not_a_setting"):
+        read_train_config(tmp_path / "bad.json")
+    (tmp_path / "torn.json").write_text('{"train": {')
+    with pytest.raises(ConfigError, match="torn.json"):
+        read_train_config(tmp_path / "torn.json")

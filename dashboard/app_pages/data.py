@@ -7,17 +7,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import ui
 from echocmr.targets import BINARY_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
+from echocmr_app import formatting, layout, loaders, study_cache
 
 SPLITS = {"train": "Train", "val": "Validation", "test": "Held-out test"}
 
 st.title("Data behind the active model")
-meta = ui.active_model()
+meta = loaders.active_model()
 if meta is None:
     st.stop()
-summary = ui.data_summary(meta)
-ui.banner(summary.get("synthetic", meta.get("synthetic", False)), "cohort")
+summary = loaders.data_summary(meta)
+layout.banner(summary.get("synthetic", meta.get("synthetic", False)), "cohort")
 if not summary:
     st.info("This model bundle carries no description of its training data.")
     st.stop()
@@ -32,7 +32,7 @@ def counts_table() -> pd.DataFrame:
 def prevalence_table() -> pd.DataFrame:
     prevalence = summary.get("prevalence", {})
     shown = [t for t in BINARY_TARGETS if any(t in split for split in prevalence.values())]
-    return pd.DataFrame([{"Label": ui.target_label(t), **{label: ui.pct(prevalence[s].get(t), 1)
+    return pd.DataFrame([{"Label": formatting.target_label(t), **{label: formatting.pct(prevalence[s].get(t), 1)
                           for s, label in SPLITS.items() if s in prevalence}} for t in shown])
 
 
@@ -60,10 +60,10 @@ with right:
     st.subheader("Label prevalence (share of studies)")
     st.dataframe(prevalence_table(), hide_index=True, width="stretch")
     continuous = summary.get("continuous", {})
-    st.caption(" · ".join(f"{ui.target_label(t)}: {ui.value(d.get('mean'), TARGETS_BY_NAME[t].unit)} ± "
-                          f"{ui.value(d.get('sd'), TARGETS_BY_NAME[t].unit)} (n = {d.get('n', 0)})"
+    st.caption(" · ".join(f"{formatting.target_label(t)}: {formatting.value(d.get('mean'), TARGETS_BY_NAME[t].unit)} ± "
+                          f"{formatting.value(d.get('sd'), TARGETS_BY_NAME[t].unit)} (n = {d.get('n', 0)})"
                           for t, d in continuous.items() if d.get("n")))
-ui.show_figure(interval_figure(), "echo-cmr-interval", html_download=False)
+layout.show_figure(interval_figure(), "echo-cmr-interval", html_download=False)
 
 st.subheader("Example clips (de-identified, as the model sees them)")
 columns = st.columns(len(MODEL_VIEWS))
@@ -73,7 +73,7 @@ for column, view in zip(columns, MODEL_VIEWS):
         st.markdown(f"**{view}**")
         if path.exists():
             frames = np.load(path, allow_pickle=False)
-            ui.play_clip(frames, 30.0, ui.sha256(frames.tobytes()))
+            layout.play_clip(frames, 30.0, study_cache.sha256(frames.tobytes()))
         else:
             st.caption("No example clip in this bundle.")
-ui.research_note()
+layout.research_note()

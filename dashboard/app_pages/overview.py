@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-import ui
+from echocmr_app import formatting, layout, loaders
 
 st.title("EchoCMR")
 st.markdown(
@@ -15,42 +15,42 @@ st.markdown(
     "method of Sahashi et al. (2024): one video network per view, fused into a study-level result."
 )
 
-meta = ui.active_model()
+meta = loaders.active_model()
 if meta is None:
     st.stop()
-ui.banner(meta.get("synthetic", False))
+layout.banner(meta.get("synthetic", False))
 
 
 def headline_table(headline: list[dict]) -> pd.DataFrame:
-    rows = [{"Finding (whole study)": ui.target_label(m["target"]),
-             "AUROC (95 % CI)": ui.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high"), note=m.get("note")),
+    rows = [{"Finding (whole study)": formatting.target_label(m["target"]),
+             "AUROC (95 % CI)": formatting.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high"), note=m.get("note")),
              "Test studies": m.get("n")} for m in headline]
     return pd.DataFrame(rows)
 
 
-summary = ui.data_summary(meta)
+summary = loaders.data_summary(meta)
 train = meta.get("train") or {}
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Active model")
     st.markdown(
         f"**{meta.get('name', '—')}** · recipe `{meta.get('preset') or train.get('preset', '—')}` · "
-        f"built {ui.when(meta.get('created'))}  \n"
+        f"built {formatting.when(meta.get('created'))}  \n"
         f"Views: {', '.join(meta.get('views', {})) or '—'}"
     )
     if meta.get("description"):
         st.caption(meta["description"])
     st.markdown(
         f"**Training data:** {'synthetic cohort' if summary.get('synthetic', meta.get('synthetic')) else 'clinical cohort'}"
-        f" — patients {ui.split_counts(summary.get('patients'))}; studies {ui.split_counts(summary.get('studies'))}"
+        f" — patients {formatting.split_counts(summary.get('patients'))}; studies {formatting.split_counts(summary.get('studies'))}"
     )
     st.markdown("**Held-out test performance** (AUROC, 95 % bootstrap CI)")
     if meta.get("headline"):
         st.dataframe(headline_table(meta["headline"]), hide_index=True, width="stretch")
-        views = (ui.json_file(Path(meta["path"]) / meta.get("results", "results") / "summary.json") or {}).get(
+        views = (loaders.json_file(Path(meta["path"]) / meta.get("results", "results") / "summary.json") or {}).get(
             "view_classifier")
         if views:
-            st.caption(f"View classifier: {ui.pct(views.get('accuracy'), 1)} of {views.get('n')} held-out clips "
+            st.caption(f"View classifier: {formatting.pct(views.get('accuracy'), 1)} of {views.get('n')} held-out clips "
                        "labelled correctly (A4C, A2C, PLAX, other).")
     else:
         st.info("This model has no held-out results yet.")
@@ -64,4 +64,4 @@ with right:
                  help="Train, stop, resume and evaluate models; choose the active model.")
     st.page_link("app_pages/data.py", label="Data behind the model", icon=":material/database:",
                  help="Patients, studies, label prevalence and example clips of the training cohort.")
-ui.research_note()
+layout.research_note()

@@ -4,20 +4,19 @@ from pathlib import Path
 
 import streamlit as st
 
-import tables
-import ui
 from echocmr.config import default_bundle_dir
 from echocmr.targets import CLASSIFIER_LABELS
+from echocmr_app import formatting, layout, loaders, study_cache, study_tables
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
 LOW_CONFIDENCE = 0.6  # display hint only: below this the user is asked to check the view
 
 st.title("Predict a study")
-meta = ui.active_model()
+meta = loaders.active_model()
 if meta is None:
     st.stop()
-ui.banner(meta.get("synthetic", False))
+layout.banner(meta.get("synthetic", False))
 bundle_path = meta["path"]
 
 
@@ -51,14 +50,14 @@ def clip_card(clip, key: str, base_view: str) -> None:
         st.markdown(f"**{clip.display_name}** · {clip.clip.n_frames} frames at {clip.clip.fps:.0f} frames/s")
         video, preview = st.columns(2)
         with video:
-            ui.play_clip(clip.clip.frames, clip.clip.fps, clip.clip.content_hash)
+            layout.play_clip(clip.clip.frames, clip.clip.fps, clip.clip.content_hash)
             st.caption("Model input: 112 × 112, de-identified")
         with preview:
             if clip.clip.preview is not None:
-                ui.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
+                layout.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
                 st.caption("Original frame, outside the sector masked")
         st.selectbox(
-            f"View — classifier: {VIEW_NAMES[base_view]}, {ui.pct(clip.view_probs.get(base_view, clip.view_confidence))} confident",
+            f"View — classifier: {VIEW_NAMES[base_view]}, {formatting.pct(clip.view_probs.get(base_view, clip.view_confidence))} confident",
             CLASSIFIER_LABELS, index=CLASSIFIER_LABELS.index(base_view), format_func=VIEW_NAMES.get,
             key=f"view-{key}-{clip.index}", help="Change it if the classifier is wrong; predictions update.")
         if clip.view_overridden:
@@ -71,16 +70,16 @@ sources = choose_sources()
 if not sources:
     st.info("Upload the clips of one study, or try the example, to see predictions.", icon=":material/upload:")
     st.stop()
-key = ui.study_key(sources)
+key = study_cache.study_key(sources)
 with st.status("Reading, de-identifying and classifying clips…", expanded=False) as status:
-    items = ui.ingest(key, tuple(sources))
-    base = ui.predict(key, bundle_path, (), items)
+    items = study_cache.ingest(key, tuple(sources))
+    base = study_cache.predict(key, bundle_path, (), items)
     overrides = overrides_for(key, base)
-    pred = ui.predict(key, bundle_path, tuple(sorted(overrides.items())), items) if overrides else base
+    pred = study_cache.predict(key, bundle_path, tuple(sorted(overrides.items())), items) if overrides else base
     status.update(label=f"{len(pred.clips)} clips read, {len(pred.rejected)} rejected · "
                         f"{sum(pred.timings.values()):.1f} s", state="complete")
 for name, message in pred.rejected:
-    st.error(f"**{name}** was not used: {ui.reason(message)}", icon=":material/block:")
+    st.error(f"**{name}** was not used: {formatting.reason(message)}", icon=":material/block:")
 
 st.subheader("Clips and views")
 base_views = {c.index: c.view for c in base.clips}
@@ -93,11 +92,11 @@ if not pred.fused:
     st.warning("No clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
-st.dataframe(tables.fused_table(pred), hide_index=True, width="stretch")
+st.dataframe(study_tables.fused_table(pred), hide_index=True, width="stretch")
 st.caption("Binary findings: predicted probability, called positive above the threshold chosen on the "
            "validation set; sensitivity and specificity at that threshold on the held-out test set. "
            "T1, T2 and ECV: predicted value against the clinical cut-off.")
 st.subheader("Per-view predictions")
-st.dataframe(tables.per_view_table(pred), hide_index=True, width="stretch")
-ui.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")
-ui.research_note()
+st.dataframe(study_tables.per_view_table(pred), hide_index=True, width="stretch")
+layout.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")
+layout.research_note()

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-import charts
-import tables
-import ui
 from echocmr.config import EvalConfig
-from echocmr.evaluate import PAPER_RESULTS, read_results, table2_frame
+from echocmr.results import read_results
+from echocmr.table2 import PAPER_RESULTS, table2_frame
 from echocmr.targets import BINARY_TARGETS, CONTINUOUS_TARGETS
+from echocmr_app import charts, formatting, layout, loaders, study_tables
 
 PUBLISHED = "published (Sahashi et al. 2024, real patients)"
 
@@ -19,10 +18,10 @@ st.title("Held-out results")
 def results_choices() -> dict[str, str]:
     """Label → results folder: the active model's, then every evaluated run."""
     choices = {}
-    meta = ui.active_model()
+    meta = loaders.active_model()
     if meta is not None and (Path(meta["path"]) / meta.get("results", "results") / "metrics.json").exists():
         choices[f"Active model — {meta.get('name', '')}"] = str(Path(meta["path"]) / meta.get("results", "results"))
-    for summary in sorted(ui.runs_dir().glob("*/results/summary.json"), reverse=True):
+    for summary in sorted(loaders.runs_dir().glob("*/results/summary.json"), reverse=True):
         choices[f"Run {summary.parent.parent.name}"] = str(summary.parent)
     return choices
 
@@ -38,9 +37,9 @@ if not choices:
     st.stop()
 label = st.selectbox("Results of", list(choices))
 path = choices[label]
-res = load(path, ui._stamp(path, "metrics.json"))
+res = load(path, loaders.file_stamp(path, "metrics.json"))
 summary = res.summary
-ui.banner(summary.get("synthetic", False), "evaluation")
+layout.banner(summary.get("synthetic", False), "evaluation")
 st.caption(f"{summary.get('n_test_studies', '—')} held-out test studies · 95 % CIs from "
            f"{summary.get('n_bootstrap', '—')} bootstrap resamples by {summary.get('resample_unit', 'patient')}")
 
@@ -48,28 +47,28 @@ table, roc, continuous, calibration = st.tabs(["Table 2", "ROC curves", "T1 · T
 with table:
     ours = table2_frame(res.metrics)
     st.markdown("**This model** (AUROC; MAE in ms or %; 95 % CI)")
-    st.dataframe(tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
+    st.dataframe(study_tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
     if any(r.note for r in res.metrics):
         units = "studies" if summary.get("resample_unit") == "study" else "patients"
         st.caption(f"No CI: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} test {units} with (positive) or "
                    "without (negative) the finding — a bootstrap interval from so few would look precise "
                    "and mean nothing, so none is shown.")
-    ui.csv_download(ours, "table2-this-model")
+    layout.csv_download(ours, "table2-this-model")
     st.markdown(f"**{PUBLISHED[0].upper() + PUBLISHED[1:]}**")
-    st.dataframe(tables.table2_for_display(PAPER_RESULTS), hide_index=True, width="stretch", height="content")
+    st.dataframe(study_tables.table2_for_display(PAPER_RESULTS), hide_index=True, width="stretch", height="content")
 with roc:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.roc, t)]
-    target = st.selectbox("Finding", shown, format_func=ui.target_label, key="roc-target")
-    ui.show_figure(charts.roc_figure(res, target), f"roc-{target}")
+    target = st.selectbox("Finding", shown, format_func=formatting.target_label, key="roc-target")
+    layout.show_figure(charts.roc_figure(res, target), f"roc-{target}")
 with continuous:
-    target = st.radio("Measure", CONTINUOUS_TARGETS, format_func=ui.target_label, horizontal=True)
+    target = st.radio("Measure", CONTINUOUS_TARGETS, format_func=formatting.target_label, horizontal=True)
     left, right = st.columns(2)
     with left:
-        ui.show_figure(charts.bland_altman_figure(res, target), f"bland-altman-{target}")
+        layout.show_figure(charts.bland_altman_figure(res, target), f"bland-altman-{target}")
     with right:
-        ui.show_figure(charts.scatter_figure(res, target), f"scatter-{target}")
+        layout.show_figure(charts.scatter_figure(res, target), f"scatter-{target}")
 with calibration:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.calibration, t)]
-    target = st.selectbox("Finding", shown, format_func=ui.target_label, key="cal-target")
-    ui.show_figure(charts.calibration_figure(res, target), f"calibration-{target}")
-ui.research_note()
+    target = st.selectbox("Finding", shown, format_func=formatting.target_label, key="cal-target")
+    layout.show_figure(charts.calibration_figure(res, target), f"calibration-{target}")
+layout.research_note()

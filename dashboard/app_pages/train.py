@@ -4,29 +4,28 @@ import dataclasses
 
 import streamlit as st
 
-import charts
-import ui
-from echocmr import runs
+from echocmr import processes, runs
 from echocmr.config import PRESETS, data_home, preset
 from echocmr.targets import MODEL_VIEWS
+from echocmr_app import charts, formatting, layout, loaders, study_cache
 
 st.title("Train a model")
-home, runs_dir = data_home(), ui.runs_dir()
+home, runs_dir = data_home(), loaders.runs_dir()
 st.caption(f"Runs are kept in `{runs_dir}`; they keep going if you close this page.")
 
 
 @st.fragment(run_every=2)
 def data_job(log) -> None:
-    job = runs.job_status(log)
-    st.markdown(f"Synthetic data set: {ui.state_badge(job.state)}")
+    job = processes.job_status(log)
+    st.markdown(f"Synthetic data set: {formatting.state_badge(job.state)}")
     st.code(job.log_tail or "…", language=None)
     if job.state != "running":
         st.rerun()  # the new data set appears in the form
 
 
 def dataset_section() -> None:
-    log = runs.latest_job(home / "jobs", "synthetic-data")
-    running = log is not None and runs.job_status(log).state == "running"
+    log = processes.latest_job(home / "jobs", "synthetic-data")
+    running = log is not None and processes.job_status(log).state == "running"
     with st.expander("Generate a synthetic data set", expanded=not runs.list_prepared(home) or running):
         st.markdown("A computer-generated cohort of echo studies with paired CMR reports, prepared for "
                     "training (views taken from the generator). Takes a minute or two.")
@@ -36,15 +35,15 @@ def dataset_section() -> None:
             running = True
         if log is not None and running:
             data_job(log)
-        elif log is not None and runs.job_status(log).state in ("failed", "interrupted"):
+        elif log is not None and processes.job_status(log).state in ("failed", "interrupted"):
             st.error("The last synthetic data set could not be made:", icon=":material/error:")
-            st.code(runs.job_status(log).log_tail, language=None)
+            st.code(processes.job_status(log).log_tail, language=None)
 
 
 def start_form(prepared) -> None:
     names = list(PRESETS)
     # Without a GPU the paper's recipe takes days: offer the small CPU recipe first.
-    name = st.selectbox("Recipe", names, index=0 if ui.gpu_available() else names.index("cpu-demo"),
+    name = st.selectbox("Recipe", names, index=0 if study_cache.gpu_available() else names.index("cpu-demo"),
                         help="paper: the published recipe (R(2+1)D-18, GPU); cpu-demo: a small model that trains in minutes on a CPU")
     base = preset(name)
     with st.form("train"):
@@ -53,7 +52,7 @@ def start_form(prepared) -> None:
         c1, c2, c3 = st.columns(3)
         epochs = c1.number_input("Epochs (max., early stopping)", 1, 500, base.epochs)
         batch = c2.number_input("Batch size (clips)", 1, 256, base.batch_size)
-        gpu = ui.gpu_available()
+        gpu = study_cache.gpu_available()
         device = c3.radio("Device", ["cpu", "cuda"], index=int(gpu and base.device != "cpu"), horizontal=True,
                           format_func={"cpu": "CPU", "cuda": "GPU"}.get, disabled=not gpu,
                           help=None if gpu else "No GPU found on this machine")
@@ -80,7 +79,7 @@ def actions(info) -> None:
             runs.make_active_model(info.path, home / "models")
         st.toast("This run is now the active model", icon=":material/verified:")
     if evaluation.state != "none":
-        st.markdown(f"Held-out evaluation: {ui.state_badge(evaluation.state)}")
+        st.markdown(f"Held-out evaluation: {formatting.state_badge(evaluation.state)}")
         if evaluation.state in ("running", "failed", "interrupted"):
             st.code(evaluation.log_tail or "…", language=None)
 
@@ -89,22 +88,22 @@ def actions(info) -> None:
 def live(run_dir) -> None:
     p = runs.read_progress(run_dir)
     info = p.info
-    st.markdown(f"### {info.name} {ui.state_badge(info.state)}")
+    st.markdown(f"### {info.name} {formatting.state_badge(info.state)}")
     if info.message and info.message not in ("started", "resumed"):
         st.caption(info.message)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Model", ui.model_name(info.view))
+    c1.metric("Model", formatting.model_name(info.view))
     c2.metric("Epoch", f"{info.epoch or 0} / {info.epochs or '—'}")
-    c3.metric("Time left (at most)", ui.duration(p.eta_s))
+    c3.metric("Time left (at most)", formatting.duration(p.eta_s))
     if info.active and p.batch and p.batches:
         st.progress(min(1.0, p.batch / p.batches), text=f"Batch {p.batch} of {p.batches}")
     if not p.metrics.empty:
         views = list(dict.fromkeys(p.metrics["view"]))
         view = st.radio("Curves for", views, index=views.index(info.view) if info.view in views else len(views) - 1,
-                        horizontal=True, key=f"curves-{info.name}", format_func=ui.model_name)
+                        horizontal=True, key=f"curves-{info.name}", format_func=formatting.model_name)
         for column, (kind, fig) in zip(st.columns(2), charts.training_curves(p.metrics, view)):
             with column:
-                ui.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
+                layout.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
     with st.expander("Log (last lines)", expanded=info.state.startswith(("failed", "interrupted", "diverged"))):
         st.code(p.log_tail or "…", language=None)
     actions(info)
@@ -127,5 +126,5 @@ by_name = {r.name: r for r in all_runs}
 if st.session_state.get("run") not in by_name:
     st.session_state["run"] = all_runs[0].name  # newest first
 name = st.selectbox("Run", list(by_name), key="run", format_func=lambda n: (
-    f"{n} — {by_name[n].state}, started {ui.when(by_name[n].started)}"))
+    f"{n} — {by_name[n].state}, started {formatting.when(by_name[n].started)}"))
 live(by_name[name].path)

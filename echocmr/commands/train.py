@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="prepared dataset folder (from `echocmr prepare`)")
     p.add_argument("--out", type=Path, help="folder for run directories (default: $ECHOCMR_HOME/runs)")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="training recipe (default: paper)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="training settings as JSON ({\"train\": {...}}, e.g. a run's config.json) instead of "
+                        "--preset; flags given as well apply on top")
     p.add_argument("--views", nargs="+", choices=MODEL_VIEWS, help="views to train (default: all)")
     p.add_argument("--epochs", type=int, help="maximum epochs per model")
     p.add_argument("--classifier-epochs", type=int, help="maximum epochs of the view classifier (default: --epochs)")
@@ -99,12 +102,21 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("n_frames and period must be at least 1")
 
 
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    """The settings the flags apply to: ``--config FILE`` when given, else the ``--preset``."""
+    from ..run_dir import read_train_config
+
+    return read_train_config(args.config) if args.config is not None else preset(args.preset)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..run_dir import default_run_name, read_run_config
     from ..train import train_model
     from ..train_dist import broadcast_object, cleanup, init_distributed
 
     if args.resume is not None:
+        if args.config is not None:
+            raise ConfigError("--config starts a new run; a resumed run keeps the settings in its config.json")
         base, data_dir = read_run_config(args.resume)
         config = config_from_args(args, base)
         check_resume_changes(base, config)
@@ -112,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None:
         raise ConfigError("--data PREPARED is required (or --resume RUN_DIR)")
-    config = config_from_args(args, preset(args.preset))
+    config = config_from_args(args, base_config(args))
     out = args.out or data_home() / "runs"
     ctx = init_distributed(config.device)
     try:

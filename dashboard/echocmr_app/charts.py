@@ -7,10 +7,8 @@ Pure drawing: every number comes from a results bundle or a run's metrics (``ech
 import pandas as pd
 import plotly.graph_objects as go
 
-import ui
-from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, TARGETS_BY_NAME
-
-VIEW_ORDER = ("A4C", "A2C", "PLAX", "global")
+from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, TARGETS_BY_NAME, VIEW_ORDER
+from echocmr_app import formatting, layout
 
 
 def curves_for(mapping: dict, target: str) -> list[tuple[str, dict]]:
@@ -20,7 +18,7 @@ def curves_for(mapping: dict, target: str) -> list[tuple[str, dict]]:
 def roc_figure(res, target: str) -> go.Figure:
     fig = go.Figure()
     for view, roc in curves_for(res.roc, target):
-        colour, band = ui.VIEW_COLOURS[view], roc.get("band") or {}
+        colour, band = layout.VIEW_COLOURS[view], roc.get("band") or {}
         if band:
             fig.add_scatter(x=band["fpr"] + band["fpr"][::-1], y=band["tpr_high"] + band["tpr_low"][::-1],
                             fill="toself", line_width=0, fillcolor=colour, opacity=0.15, hoverinfo="skip",
@@ -61,7 +59,7 @@ def calibration_figure(res, target: str) -> go.Figure:
     fig = go.Figure()
     for view, cal in curves_for(res.calibration, target):
         fig.add_scatter(x=cal["prob_pred"], y=cal["prob_true"], name=view, mode="lines+markers",
-                        line_color=ui.VIEW_COLOURS[view], text=[f"n = {n}" for n in cal.get("count", [])])
+                        line_color=layout.VIEW_COLOURS[view], text=[f"n = {n}" for n in cal.get("count", [])])
     fig.add_scatter(x=[0, 1], y=[0, 1], line=dict(dash="dot", color="#9AA5B1"), showlegend=False, hoverinfo="skip")
     fig.update_layout(title=f"{TARGETS_BY_NAME[target].label}: calibration", height=420, xaxis_range=[0, 1],
                       yaxis_range=[0, 1], xaxis_title="Predicted probability", yaxis_title="Observed frequency")
@@ -72,13 +70,13 @@ def training_curves(metrics, view: str) -> list[tuple[str, go.Figure]]:
     rows = metrics[metrics["view"] == view]
     loss = go.Figure([go.Scatter(x=rows["epoch"], y=rows[c], name=n, mode="lines+markers")
                       for c, n in (("train_loss", "training"), ("val_loss", "validation")) if c in rows])
-    loss.update_layout(height=280, title=f"{ui.model_name(view)}: loss", xaxis_title="Epoch", yaxis_title="Loss",
+    loss.update_layout(height=280, title=f"{formatting.model_name(view)}: loss", xaxis_title="Epoch", yaxis_title="Loss",
                        xaxis_tickformat="d")
     # View models: AUROC per binary finding; the view classifier: AUROC per view class.
     names = [t for t in (*BINARY_TARGETS, *CLASSIFIER_LABELS) if rows.get(f"val_{t}", pd.Series()).notna().any()]
     auroc = go.Figure([go.Scatter(x=rows["epoch"], y=rows[f"val_{t}"], mode="lines+markers",
-                                  name=ui.target_label(t) if t in BINARY_TARGETS else t) for t in names])
-    auroc.update_layout(height=280, title=f"{ui.model_name(view)}: validation AUROC", xaxis_title="Epoch",
+                                  name=formatting.target_label(t) if t in BINARY_TARGETS else t) for t in names])
+    auroc.update_layout(height=280, title=f"{formatting.model_name(view)}: validation AUROC", xaxis_title="Epoch",
                         yaxis_title="AUROC", yaxis_range=[0.0, 1.02], xaxis_tickformat="d")
     if not names:
         auroc.add_annotation(text="Not enough positive and negative validation cases yet", showarrow=False,

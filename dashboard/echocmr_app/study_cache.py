@@ -1,0 +1,43 @@
+"""One uploaded study's ingest and prediction, cached per content (shared by every session)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from echocmr_app.loaders import load_bundle
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=3600)
+def ingest(key: str, _sources: tuple) -> list:
+    """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)."""
+    from echocmr.predict import ingest_study
+
+    return ingest_study(list(_sources))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
+def predict(key: str, bundle_path: str, overrides: tuple, _items: list):
+    from echocmr.predict import predict_study
+
+    return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None)
+
+
+def study_key(sources: list[tuple[str, bytes]]) -> str:
+    """Identity of a set of files: their contents in order (names play no part)."""
+    return sha256("".join(sha256(data) for _, data in sources).encode())
+
+
+@st.cache_resource(show_spinner=False)
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install means "no GPU" here, not a crashed page
+        return False

@@ -1,0 +1,143 @@
+"""The prepared format, read in one place: ``manifest.csv``, ``prepare.json`` and ``clips/``.
+
+``echocmr prepare`` writes a prepared folder (layout in docs/ARCHITECTURE.md); everything that
+reads one — training, evaluation, inference, the app — goes through this module, so missing
+values, ids and frame rates are interpreted one way. It imports nothing else of the project
+but errors, targets and the JSON reader: a leaf every layer may use.
+
+Missing values: ids (clip, patient, study, view, split, status) are strings and an empty cell
+is missing (NaN), never the text ``"NA"``; target columns are floats with NaN for missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, InputError
+from .jsonfile import read_json
+from .targets import GLOBAL_TARGETS, TARGETS
+
+MANIFEST_FILE = "manifest.csv"
+PREPARE_JSON = "prepare.json"
+CLIPS_DIR = "clips"
+CLIP_SIZE = 112
+MANIFEST_BASE = ["clip_id", "patient", "study", "view", "view_source", "view_confidence", "split",
+                 "n_frames", "fps", "echo_cmr_days", "status", "reason"]
+ID_COLUMNS = ("clip_id", "patient", "study", "view", "view_source", "split", "status")
+REQUIRED_COLUMNS = ("clip_id", "view", "split", "status")
+
+
+def read_manifest(prepared_dir: str | os.PathLike) -> pd.DataFrame:
+    """manifest.csv with ids as strings and target columns as float (missing = NaN)."""
+    path = Path(prepared_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ConfigError(f"no {MANIFEST_FILE} in the prepared folder {Path(prepared_dir).name!r}: "
+                          "run `echocmr prepare` first")
+    manifest = pd.read_csv(path, dtype={c: str for c in ID_COLUMNS}, keep_default_na=False, na_values=[""])
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ConfigError(f"{MANIFEST_FILE} lacks columns {missing}")
+    for t in TARGETS:
+        manifest[t.name] = pd.to_numeric(manifest[t.name], errors="coerce") if t.name in manifest else np.nan
+    return manifest
+
+
+def has_manifest(folder: str | os.PathLike) -> bool:
+    """True for a folder whose manifest can be read (its clips may still be missing)."""
+    return (Path(folder) / MANIFEST_FILE).is_file()
+
+
+def list_prepared(root: str | os.PathLike) -> list[Path]:
+    """Prepared folders directly under ``root`` (``echocmr prepare`` writes prepare.json last), by name."""
+    return sorted((p.parent for p in Path(root).glob(f"*/{PREPARE_JSON}")), key=lambda p: p.name)
+
+
+def read_prepare_json(prepared_dir: str | os.PathLike) -> dict:
+    """prepare.json of a prepared set ({} when absent); a damaged one is an error, not a default."""
+    path = Path(prepared_dir) / PREPARE_JSON
+    if not path.is_file():
+        return {}
+    try:
+        data = read_json(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{PREPARE_JSON} of {Path(prepared_dir).name!r} is damaged; "
+                          "run `echocmr prepare` again") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def is_synthetic(prepared_dir: str | os.PathLike) -> bool | None:
+    """Whether the set was made from a synthetic cohort (None when prepare.json does not say)."""
+    value = read_prepare_json(prepared_dir).get("synthetic")
+    return None if value is None else bool(value)
+
+
+def prepared_target_fps(prepared_dir: str | os.PathLike) -> float:
+    """The frame rate a prepared set was resampled to (0.0: each file kept its own)."""
+    return float((read_prepare_json(prepared_dir).get("config") or {}).get("target_fps") or 0.0)
+
+
+def check_frame_rate(model_fps: float, data_fps: float, what: str) -> None:
+    """A model sees clips at the rate it was trained at, or not at all."""
+    if abs(float(model_fps) - float(data_fps)) > 1e-6:
+        raise ConfigError(f"{what} was trained on clips at {_rate_text(model_fps)}, but these clips are at "
+                          f"{_rate_text(data_fps)}; prepare the data with --target-fps {model_fps:g}")
+
+
+def _rate_text(fps: float) -> str:
+    return f"{fps:g} frames/s" if fps else "each file's own frame rate"
+
+
+def clip_path(prepared_dir: str | os.PathLike, clip_id: str) -> Path:
+    """Where the clip ``clip_id`` is stored; refuses ids that are not plain file names."""
+    if not clip_id or "/" in clip_id or "\\" in clip_id or clip_id.startswith("."):
+        raise InputError("bad_clip_id", "clip id is not a plain file name")
+    return Path(prepared_dir) / CLIPS_DIR / f"{clip_id}.npy"
+
+
+def open_clip(prepared_dir: str | os.PathLike, clip_id: str) -> np.ndarray:
+    """clips/<clip_id>.npy memory-mapped (only the frames used are read); uint8 (T, 112, 112)."""
+    array = np.load(clip_path(prepared_dir, clip_id), mmap_mode="r", allow_pickle=False)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (CLIP_SIZE, CLIP_SIZE) or not len(array):
+        raise InputError("bad_clip", f"clip array must be uint8 (T, {CLIP_SIZE}, {CLIP_SIZE}), got "
+                                     f"{array.dtype} {tuple(array.shape)}")
+    return array
+
+
+def summarise(prepared_dir: str | os.PathLike) -> dict:
+    """The cohort behind a model, as the Data page shows it (JSON-ready, PHI-free)."""
+    manifest = read_manifest(prepared_dir)
+    ok = manifest[manifest["status"] == "ok"]
+    studies = ok.drop_duplicates("study")
+    prevalence = {
+        split: {t: _mean_or_none(group[t]) for t in GLOBAL_TARGETS}
+        for split, group in studies.groupby("split")
+    }
+    days = pd.to_numeric(studies["echo_cmr_days"], errors="coerce").dropna().to_numpy()
+    counts, edges = np.histogram(days, bins=np.arange(-30.5, 31.5, 1.0)) if len(days) else ([], [])
+    return {
+        "synthetic": bool(read_prepare_json(prepared_dir).get("synthetic", False)),
+        "patients": ok.groupby("split")["patient"].nunique().to_dict(),
+        "studies": studies.groupby("split").size().to_dict(),
+        "clips_per_view": ok["view"].value_counts().to_dict(),
+        "files": manifest["status"].value_counts().to_dict(),
+        "prevalence": prevalence,
+        "continuous": {t: _describe(studies[t]) for t in ("t1", "t2", "ecv")},
+        "interval_days": {"counts": list(map(int, counts)), "edges": [float(e) for e in edges],
+                          "median": float(np.median(days)) if len(days) else None},
+    }
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def _describe(values: pd.Series) -> dict:
+    values = values.dropna()
+    if values.empty:
+        return {"n": 0}
+    return {"n": int(len(values)), "mean": round(float(values.mean()), 2), "sd": round(float(values.std()), 2)}
