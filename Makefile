@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test demo-assets venv clean bench
+.PHONY: run test test-fast lint demo-assets venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,17 @@ demo-assets: $(STAMP)
 run: $(STAMP) checkpoints/default/bundle.json
 	$(VENV)/bin/streamlit run dashboard/Home.py
 
-test: $(TEST_STAMP)
-	$(PY) -m pytest
+# Lint and type-check the package, then every test (browser and slow ones included), slowest 15 listed.
+test: lint
+	$(PY) -m pytest --durations=15
+
+# The quick run to use while working: no browser, no slow fault/demo tests (<= 90 s on 2 cores).
+test-fast: $(TEST_STAMP)
+	$(PY) -m pytest -m "not slow and not browser" --durations=15
+
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check echocmr
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

@@ -13,7 +13,7 @@ import time
 import torch
 
 from echocmr.bundle import active_bundle_dir, load_bundle
-from echocmr.predict import ingest_study, predict_study
+from echocmr.study_prediction import ingest_study, predict_study
 
 REPEATS = 5
 

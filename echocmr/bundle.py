@@ -59,7 +59,7 @@ class ModelBundle:
 def load_bundle(path: str | Path) -> ModelBundle:
     """Load every model of a bundle (CPU). ``path`` is a string so callers can cache by it."""
     from .fusion import FusionModel
-    from .inference import load_view_classifier, load_view_model
+    from .model_runner import load_view_classifier, load_view_model
 
     root = Path(path)
     meta = read_json(root / BUNDLE_FILE, "bundle description")

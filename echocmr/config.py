@@ -59,7 +59,7 @@ def from_dict(cls: type[T], data: dict) -> T:
 def _dataclass_type(annotation: Any) -> type | None:
     if isinstance(annotation, str):
         annotation = _CONFIG_TYPES.get(annotation)
-    return annotation if dataclasses.is_dataclass(annotation) else None
+    return annotation if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) else None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Torch datasets over a PREPARED folder (read through :mod:`echocmr.prepared`).
 
-Every random choice (clip start, augmentation) is drawn from a generator seeded by
+A *window* is the ``n_frames`` frames, ``period`` apart, that a model sees at once, taken from a
+*clip* (one de-identified video). Every random choice (window start, augmentation) is drawn from a generator seeded by
 (seed, epoch, index), never from global RNG state. The training sampler hands the dataset
 ``(epoch, index)`` keys, so the result is the same with 0 or 8 workers, persistent workers, one
 rank or many, and after a resume: resumption only has to restore the epoch number.
@@ -130,12 +131,12 @@ def classifier_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- frames
 
 def frame_indices(n_total: int, sampling: ClipSampling, start: int) -> np.ndarray:
-    """Indices of one clip; a video shorter than the clip loops (the heart beat is periodic)."""
+    """Indices of one window; a clip shorter than the window loops (the heart beat is periodic)."""
     return (start + np.arange(sampling.n_frames) * sampling.period) % n_total
 
 
 def eval_starts(n_total: int, sampling: ClipSampling, n_clips: int) -> list[int]:
-    """``n_clips`` deterministic, evenly spaced starts (one centred clip when n_clips == 1)."""
+    """``n_clips`` deterministic, evenly spaced window starts (one centred window when n_clips == 1)."""
     last = max(n_total - sampling.span, 0)
     if n_clips <= 1:
         return [last // 2]
@@ -171,8 +172,8 @@ def augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ClipDataset(Dataset):
     """Clips of the videos in ``rows`` with their target vectors.
 
-    train=True: key ``(epoch, i)`` -> a random clip of video i (+ augmentation).
-    train=False: key ``j`` -> clip ``j % n_clips`` (evenly spaced) of video ``j // n_clips``.
+    train=True: key ``(epoch, i)`` -> a random window of clip i (+ augmentation).
+    train=False: key ``j`` -> window ``j % n_clips`` (evenly spaced) of clip ``j // n_clips``.
     """
 
     def __init__(self, prepared_dir: str | Path, rows: pd.DataFrame, values: np.ndarray, mask: np.ndarray,
@@ -192,6 +193,7 @@ class ClipDataset(Dataset):
             epoch, video = key if isinstance(key, tuple) else (0, key)
             frames = self._train_frames(int(epoch), int(video))
         else:
+            assert not isinstance(key, tuple), "evaluation keys are plain indices"
             video, clip = divmod(int(key), self.n_clips)
             array = open_clip(self.prepared_dir, self.clip_ids[video])
             start = eval_starts(len(array), self.sampling, self.n_clips)[clip]
@@ -219,7 +221,7 @@ class EpochSampler(DistributedSampler):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
         self.skip = 0
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         for position, index in enumerate(super().__iter__()):
             if position >= self.skip:
                 yield (self.epoch, index)

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,7 @@ def evaluate_run(
     return Path(out_dir)
 
 
-def eval_config(**overrides: object) -> EvalConfig:
+def eval_config(**overrides: Any) -> EvalConfig:
     """:class:`EvalConfig` with the given options; None keeps the default."""
     return dataclasses.replace(EvalConfig(), **{k: v for k, v in overrides.items() if v is not None})
 
@@ -100,7 +101,7 @@ def run_evaluation(run_dir: PathLike, prepared_dir: PathLike, out_dir: PathLike,
                    config: EvalConfig = EvalConfig()) -> tuple[ResultsBundle, FusionModel]:
     """The glue behind :func:`evaluate_run`; returns ``(ResultsBundle, FusionModel)``."""
     from .checkpoint import checkpoint_exists
-    from .inference import load_view_model, predict_prepared
+    from .model_runner import load_view_model, predict_prepared
     from .prepared import is_synthetic, read_manifest
 
     run_dir, prepared_dir, out_dir = Path(run_dir), Path(prepared_dir), Path(out_dir)
@@ -134,8 +135,8 @@ def view_classifier_accuracy(run_dir: PathLike, prepared_dir: PathLike, split: s
     count as "other"): ``{split, n, accuracy, recall: {label: share}}``; None without a classifier."""
     from .checkpoint import checkpoint_exists
     from .dataset import classifier_label, classifier_rows
+    from .model_runner import classify_views, load_view_classifier
     from .prepared import open_clip, read_manifest
-    from .inference import classify_views, load_view_classifier
 
     stem = Path(run_dir) / "view_classifier" / "best"
     if not checkpoint_exists(stem):

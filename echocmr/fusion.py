@@ -228,7 +228,7 @@ def _fit_subset(target: str, x: np.ndarray, y: np.ndarray, features, min_studies
     binary = TARGETS_BY_NAME[target].kind == "binary"
     n = int(y.size)
     n_pos = int((y == 1).sum()) if binary else None
-    enough = n >= min_studies and (not binary or min(n_pos, n - n_pos) >= min_per_class)
+    enough = n >= min_studies and (n_pos is None or min(n_pos, n - n_pos) >= min_per_class)
     if not enough:
         return SubsetModel(tuple(features), "mean", n_fit=n, n_pos=n_pos)
     if binary:

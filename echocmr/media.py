@@ -44,7 +44,7 @@ def encode_webm(frames: np.ndarray, fps: float = 30.0, size: int = 224, codec: s
     fd, path = tempfile.mkstemp(prefix="echocmr-", suffix=".webm")
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), fps, (size, size), False)
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), fps, (size, size), False)
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot encode WebM with {codec} on this system")
         try:

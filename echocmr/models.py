@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +101,9 @@ def build_model(config: ModelConfig, n_outputs: int) -> nn.Module:
         raise ConfigError("a model needs at least one output")
     if config.arch == "r2plus1d_18":
         model: nn.Module = r2plus1d_18(weights=None)
-        model.fc = nn.Linear(model.fc.in_features, n_outputs)
+        head = model.fc
+        assert isinstance(head, nn.Linear)  # torchvision's r2plus1d_18 ends in one Linear layer
+        model.fc = nn.Linear(head.in_features, n_outputs)
         nn.init.normal_(model.fc.weight, 0, 0.01)
         nn.init.constant_(model.fc.bias, 0)
     elif config.arch == "compact":
@@ -130,13 +133,14 @@ def load_pretrained(model: nn.Module, path: Path) -> None:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        state: Any = load_file(str(path))
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle/format errors come in many types; all mean "refuse"
             raise CheckpointError(f"pretrained weights could not be read safely: {type(exc).__name__}") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if isinstance(state, dict):
+            state = state.get("state_dict", state)
     if not isinstance(state, dict):
         raise CheckpointError("pretrained weights file does not hold a state dict")
     state = {strip_prefixes(k): v for k, v in state.items() if not strip_prefixes(k).startswith("fc.")}

@@ -2,12 +2,12 @@
 
 The unit of every metric is the study: a study's per-view prediction is the mean over that
 study's clips of that view (``clip`` here is one de-identified video of the study; the windows
-sampled from a video are averaged earlier, by :mod:`echocmr.inference`).
+sampled from a video are averaged earlier, by :mod:`echocmr.model_runner`).
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ def _ok_rows(labels: pd.DataFrame) -> pd.DataFrame:
     return lab.astype({"study": str})
 
 
-def fit_fusion(per_study_val: pd.DataFrame, labels_val: pd.DataFrame, **kwargs: float) -> FusionModel:
+def fit_fusion(per_study_val: pd.DataFrame, labels_val: pd.DataFrame, **kwargs: Any) -> FusionModel:
     """Fit view fusion on validation studies. per_study_val: output of
     :func:`aggregate_per_study` restricted to the validation split; labels_val: per-clip or
     per-study labels (``study`` + target columns). ``kwargs`` go to

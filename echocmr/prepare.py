@@ -20,6 +20,7 @@ import secrets
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, targe
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
     if workers == 1 or len(todo) < 4:
-        results = map(_ingest_one, todo)
+        results: Iterator[dict] = map(_ingest_one, todo)
         pool = None
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
@@ -145,7 +146,7 @@ def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareC
 
 
 def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
-    from .inference import at_model_rate, classify_views, load_view_classifier
+    from .model_runner import at_model_rate, classify_views, load_view_classifier
 
     classifier = load_view_classifier(stem)
     ok = files["status"] == "ok"

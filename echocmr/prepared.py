@@ -117,7 +117,7 @@ def summarise(prepared_dir: str | os.PathLike) -> dict:
         for split, group in studies.groupby("split")
     }
     days = pd.to_numeric(studies["echo_cmr_days"], errors="coerce").dropna().to_numpy()
-    counts, edges = np.histogram(days, bins=np.arange(-30.5, 31.5, 1.0)) if len(days) else ([], [])
+    counts, edges = np.histogram(days, bins=np.arange(-30.5, 31.5, 1.0)) if len(days) else (np.zeros(0), np.zeros(0))
     return {
         "synthetic": bool(read_prepare_json(prepared_dir).get("synthetic", False)),
         "patients": ok.groupby("split")["patient"].nunique().to_dict(),

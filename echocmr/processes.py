@@ -6,7 +6,7 @@ process whose pid, start time and command line all match the record, so a recycl
 signalled. Each child is the leader of its own session (and process group), so a stop reaches
 its data-loader workers or sub-commands too.
 
-Nothing here knows about training runs; :mod:`echocmr.runs` builds on it.
+Nothing here knows about training runs; :mod:`echocmr.run_control` builds on it.
 """
 
 from __future__ import annotations

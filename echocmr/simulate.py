@@ -43,7 +43,7 @@ def simulate_predictions(
             g = {"wma": rng.random() < 0.48, "lge": rng.random() < 0.49}
             cont = {t: rng.normal(mu, sd) for t, (mu, sd) in POPULATION_MOMENTS.items()}
             for name, b in (("t1", "t1_abnormal"), ("t2", "t2_abnormal"), ("ecv", "ecv_abnormal")):
-                g[b] = cont[name] > TARGETS_BY_NAME[name].abnormal_above
+                g[b] = cont[name] > _abnormal_above(name)
             views = [v for v in MODEL_VIEWS if rng.random() >= missing_view] or [MODEL_VIEWS[0]]
             for v in views:
                 lab = {t: float(x) for t, x in g.items()} | cont
@@ -65,3 +65,9 @@ def simulate_predictions(
                     pred_rows.append(pred)
                     label_rows.append({**keys, "status": "ok", **{t: lab[t] for t in TARGETS_BY_NAME}})
     return pd.DataFrame(pred_rows), pd.DataFrame(label_rows)
+
+
+def _abnormal_above(name: str) -> float:
+    threshold = TARGETS_BY_NAME[name].abnormal_above
+    assert threshold is not None, f"{name} has no abnormality threshold"
+    return threshold

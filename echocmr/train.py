@@ -24,43 +24,36 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import (finish_interrupted_save, load_training_state, model_state_dict, read_meta, rng_state,
-                         save_checkpoint, save_training_state, set_rng_state, state_path)
-from .config import ModelConfig, TrainConfig, to_dict
-from .dataset import (ClipDataset, ClipSampling, EpochSampler, classifier_arrays, classifier_label, classifier_rows,
-                      compute_normalisation, compute_target_scaling, select_rows, subsample,
-                      target_arrays)
+from .checkpoint import (
+    finish_interrupted_save,
+    load_training_state,
+    model_state_dict,
+    read_meta,
+    rng_state,
+    save_checkpoint,
+    save_training_state,
+    set_rng_state,
+    state_path,
+)
+from .config import TrainConfig, to_dict
+from .dataset import EpochSampler
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
-from .prepared import prepared_target_fps, read_manifest, read_prepare_json
-from .run_dir import RunDir, elastic_restart_of
-from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS, TARGETS_BY_NAME
+from .prepared import read_manifest
+from .run_record import RunDir, elastic_restart_of
+from .targets import TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
-from .train_loop import (EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch,
-                         validation_score, view_model_metrics)
+from .train_loop import EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch, validation_score, view_model_metrics
+from .train_tasks import Task, TaskData, build_task_data, dataset_info, plan_tasks, task_rows
 
 log = logging.getLogger("echocmr.train")
-VIEW_CLASSIFIER = "view_classifier"
-OUTPUTS: tuple[str, ...] = tuple(t.name for t in TARGETS)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One model of the run: ``name`` is also its folder (``A4C`` …, ``view_classifier``)."""
-
-    name: str
-    kind: str  # "view_model" | "view_classifier"
-    outputs: tuple[str, ...]
-    model: ModelConfig
-    index: int  # position in the run; offsets the seed so models start differently
-    epochs: int  # the classifier may get fewer than the view models: views are easy to tell apart
 
 
 @dataclass
@@ -75,14 +68,6 @@ class Counters:
     step: int = 0  # batches done in the interrupted epoch ``epoch + 1`` (0: none)
     partial_loss_sum: float = 0.0
     partial_count: int = 0
-
-
-@dataclass
-class TaskData:
-    train_set: ClipDataset
-    val_set: ClipDataset
-    normalisation: dict[str, float]
-    target_scaling: dict[str, dict[str, float]]
 
 
 @dataclass
@@ -109,61 +94,6 @@ class StopFlag:
             raise KeyboardInterrupt  # a second Ctrl-C means "now"
         self.requested = True
         log.info("stop requested (signal %d): finishing the current batch", signum)
-
-
-# ----------------------------------------------------------------------------- planning and data
-
-def plan_tasks(config: TrainConfig) -> list[Task]:
-    unknown = [v for v in config.views if v not in MODEL_VIEWS]
-    if unknown:
-        raise ConfigError(f"unknown views {unknown}; choose from {', '.join(MODEL_VIEWS)}")
-    tasks = []
-    if config.view_classifier:
-        clf_model = ModelConfig(arch="compact", width=config.classifier_width,
-                                n_frames=config.classifier_frames, period=config.model.period)
-        tasks.append(Task(VIEW_CLASSIFIER, "view_classifier", CLASSIFIER_LABELS, clf_model, 0,
-                          config.classifier_epochs or config.epochs))
-    for i, view in enumerate(config.views, start=1):
-        tasks.append(Task(view, "view_model", OUTPUTS, config.model, i, config.epochs))
-    return tasks
-
-
-def task_rows(task: Task, manifest, split: str):
-    if task.kind == "view_classifier":
-        return classifier_rows(manifest, split)
-    return select_rows(manifest, split, task.name)
-
-
-def build_task_data(task: Task, config: TrainConfig, data_dir: Path, manifest,
-                    saved: dict | None) -> TaskData | None:
-    """Datasets of one task; None when it has nothing to train on. ``saved`` (a resumed state)
-    supplies the normalisation and target scaling so they never drift between sessions."""
-    train_rows = subsample(task_rows(task, manifest, "train"), config.max_train_clips, config.seed)
-    val_rows = task_rows(task, manifest, "val")
-    if len(train_rows) == 0:
-        return None
-    if task.kind == "view_classifier" and train_rows["view"].map(classifier_label).nunique() < 2:
-        return None
-    if saved is not None:
-        normalisation, scaling = saved["normalisation"], saved["target_scaling"]
-    else:
-        normalisation = compute_normalisation(data_dir, list(train_rows["clip_id"]), config.seed)
-        scaling = compute_target_scaling(train_rows) if task.kind == "view_model" else {}
-
-    def arrays(rows):
-        return classifier_arrays(rows) if task.kind == "view_classifier" else target_arrays(rows, task.outputs, scaling)
-
-    sampling = ClipSampling(task.model.n_frames, task.model.period)
-    train_set = ClipDataset(data_dir, train_rows, *arrays(train_rows), sampling, normalisation, train=True,
-                            seed=config.seed + task.index)
-    val_set = ClipDataset(data_dir, val_rows, *arrays(val_rows), sampling, normalisation, train=False)
-    return TaskData(train_set, val_set, normalisation, scaling)
-
-
-def dataset_info(data_dir: Path) -> dict[str, Any]:
-    """What the checkpoints record of their data: synthetic or not, and the clips' frame rate."""
-    return {"synthetic": bool(read_prepare_json(data_dir).get("synthetic", False)), "dataset": data_dir.name,
-            "target_fps": prepared_target_fps(data_dir)}
 
 
 # ----------------------------------------------------------------------------- one task
@@ -223,7 +153,7 @@ def build_task_run(task: Task, config: TrainConfig, data: TaskData, run: RunDir,
 def wrap_for_training(tr: TaskRun) -> None:
     """torch.compile (opt-in, CUDA) and DDP; weights are loaded into the plain module before."""
     if tr.config.compile and tr.runtime.device.type == "cuda":
-        tr.model = torch.compile(tr.model)
+        tr.model = cast(nn.Module, torch.compile(tr.model))
     if tr.runtime.ctx.distributed:
         ids = [tr.runtime.device.index] if tr.runtime.device.type == "cuda" else None
         tr.model = nn.parallel.DistributedDataParallel(tr.model, device_ids=ids)

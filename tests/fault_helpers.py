@@ -30,14 +30,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FAULT_ENV = "ECHOCMR_TEST_FAULT"
 # Same settings as tests/test_train.py's TINY_ARGS, but on the cpu-demo preset so that
-# echocmr.runs.start_run can express them too.
+# echocmr.run_control.start_run can express them too.
 # Patience high enough that early stopping never ends a run before its --epochs.
 TINY_ARGS = ["--preset", "cpu-demo", "--views", "A4C", "--no-view-classifier", "--width", "4", "--frames", "8",
              "--batch-size", "4", "--num-workers", "0", "--device", "cpu", "--patience", "1000"]
 
 
 def tiny_config(epochs: int):
-    """The TrainConfig that ``TINY_ARGS --epochs N`` builds (for echocmr.runs.start_run)."""
+    """The TrainConfig that ``TINY_ARGS --epochs N`` builds (for echocmr.run_control.start_run)."""
     from echocmr.config import preset
 
     base = preset("cpu-demo")

@@ -6,8 +6,8 @@ tests/test_hostile_inputs.py, tests/test_fuzz_ingest.py and bench/robustness.py.
 
 A case's ``target`` says how it is fed in:
   "file"        bytes → ``read_study_with`` (one file or a zip) through an isolated decoder
-  "upload"      [(name, bytes), …] → ``echocmr.predict.ingest_study`` (hostile *file names*)
-  "checkpoint"  a checkpoint stem → ``load`` (echocmr.checkpoint / echocmr.inference loaders)
+  "upload"      [(name, bytes), …] → ``echocmr.study_prediction.ingest_study`` (hostile *file names*)
+  "checkpoint"  a checkpoint stem → ``load`` (echocmr.checkpoint / echocmr.model_runner loaders)
 ``expect`` is the error code (InputError / CheckpointError ``code``) or "accepted"; an upload
 expects one comma-separated outcome per file.
 """
@@ -622,7 +622,7 @@ def _run_file(data: bytes, decoder) -> Outcome:
 
 
 def _run_upload(sources: list) -> Outcome:
-    from echocmr.predict import ingest_study
+    from echocmr.study_prediction import ingest_study
 
     items = ingest_study(sources)
     out = _outcome(items, 0)
@@ -638,7 +638,7 @@ def _outcome(items, peak: int) -> Outcome:
 def _run_checkpoint(case: Case, built: tuple) -> Outcome:
     from echocmr import checkpoint as ckpt
     from echocmr.errors import CheckpointError
-    from echocmr.inference import load_view_model
+    from echocmr.model_runner import load_view_model
 
     loader, stem = built
     env = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"

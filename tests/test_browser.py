@@ -291,7 +291,7 @@ def test_data_page(page, server):
 def test_train_start_watch_stop(page, dashboard, home):
     """A run keeps going through a browser refresh and a dashboard restart, and is stopped from
     the restarted dashboard."""
-    from echocmr import runs
+    from echocmr import run_control
 
     open_page(page, f"{dashboard.url}/train", "Start a new run")
     page.get_by_label("Epochs (max., early stopping)").fill("30")
@@ -304,21 +304,21 @@ def test_train_start_watch_stop(page, dashboard, home):
     _watch_progress(page)
     page.get_by_text("Log (last lines)").first.wait_for()
     screenshot(page, "train")
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = run_control.list_runs(runs_dir)
     trainer = run.pid
 
     page.reload()  # a browser refresh forgets the session: the newest run is shown again
     _watch_progress(page)
     dashboard.stop()
-    assert runs.list_runs(runs_dir)[0].active, "the run should outlive the dashboard"
+    assert run_control.list_runs(runs_dir)[0].active, "the run should outlive the dashboard"
     dashboard.start()
     open_page(page, f"{dashboard.url}/train", run.name)
     _watch_progress(page)
-    assert runs.list_runs(runs_dir)[0].pid == trainer  # the same process, never restarted
+    assert run_control.list_runs(runs_dir)[0].pid == trainer  # the same process, never restarted
 
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("stopped").first.wait_for(timeout=90_000)
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = run_control.list_runs(runs_dir)
     assert run.state == "stopped"
 
 
@@ -331,7 +331,7 @@ def _watch_progress(page) -> None:
 
 def test_two_sessions_predicting_at_once_see_only_their_own_study(browser, server, home):
     """Two users upload different studies at the same moment; each sees exactly its own clips."""
-    from echocmr.predict import ingest_study
+    from echocmr.study_prediction import ingest_study
 
     ours = sorted((BUNDLE / "examples" / "study1").glob("*.dcm"))
     theirs = sorted(next(p for p in sorted((home / "cohorts" / "small" / "dicom").glob("*/*"))

@@ -15,7 +15,7 @@ from torch import nn
 from echocmr import checkpoint as ckpt
 from echocmr.config import ModelConfig, to_dict
 from echocmr.errors import CheckpointError
-from echocmr.inference import (classify_views, load_view_classifier, load_view_model, predict_clips,
+from echocmr.model_runner import (classify_views, load_view_classifier, load_view_model, predict_clips,
                                predict_prepared)
 from echocmr.models import build_model
 from echocmr.targets import CLASSIFIER_LABELS, TARGETS, TARGETS_BY_NAME

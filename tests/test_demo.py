@@ -10,6 +10,9 @@ from echocmr.demo import DemoConfig, build_demo_assets
 from echocmr.errors import ConfigError
 from echocmr.targets import MODEL_VIEWS
 
+# The whole demo-asset build (synth, prepare, train, evaluate, bundle), even at toy size.
+pytestmark = pytest.mark.slow
+
 
 def test_demo_assets_build_a_complete_bundle(tmp_path):
     config = DemoConfig(n_patients=10, epochs=1, n_bootstrap=200, native_size=(192, 256))

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 import fault_helpers as fh
-from echocmr import atomic, runs
+from echocmr import atomic, run_control
 from echocmr import train as train_module
 from echocmr.atomic import atomic_write_json, read_json_lines
 from echocmr.checkpoint import load_checkpoint, load_training_state, save_checkpoint
@@ -36,18 +36,17 @@ from echocmr.commands.train import config_from_args
 from echocmr.config import preset
 from echocmr.errors import CheckpointError, ConfigError, TrainingDiverged
 from echocmr.models import build_model
-from echocmr.run_dir import read_run_config
+from echocmr.run_record import read_run_config
 from echocmr.train import train_model
-from prepared_factory import make_prepared
 
 KILLS = int(os.environ.get("ECHOCMR_FAULT_KILLS", "6"))
 EPOCHS = 2 * KILLS + 2  # enough that the random kills rarely let the run finish first
 SEED = int(os.environ.get("ECHOCMR_FAULT_SEED", "0"))
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("prepared"))
+@pytest.fixture
+def prepared(tiny_prepared):
+    return tiny_prepared  # tests/conftest.py: built once per session
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def tiny(epochs: int):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", "--epochs", str(epochs), *fh.TINY_ARGS])
     config = config_from_args(args, preset("cpu-demo"))
-    assert config == fh.tiny_config(epochs)  # runs.start_run gets the same settings
+    assert config == fh.tiny_config(epochs)  # run_control.start_run gets the same settings
     return config
 
 
@@ -88,7 +87,7 @@ def one_epoch(prepared, tmp_path_factory, one_thread):
 
 @pytest.fixture
 def launcher_env(monkeypatch):
-    """echocmr.runs starts children with this process's environment: make it fh.child_env's, so
+    """echocmr.run_control starts children with this process's environment: make it fh.child_env's, so
     those runs compute bit for bit like the reference (same thread count)."""
     for key, value in fh.child_env().items():
         monkeypatch.setenv(key, value)
@@ -121,6 +120,7 @@ def _assert_matches_reference(run: Path, reference: Path, epochs: int = EPOCHS) 
 
 # ----------------------------------------------------------------------------- 1. kill -9 at random moments
 
+@pytest.mark.slow  # trains in child processes against a many-epoch reference run
 def test_random_kill9_loop_resumes_to_the_uninterrupted_result(prepared, reference, tmp_path):
     epoch_s = max(r["seconds"] for r in read_json_lines(reference / "metrics.jsonl"))
     stats = fh.kill_loop(prepared, tmp_path, "killed", KILLS, EPOCHS, max_delay=1.5 * epoch_s + 0.3,
@@ -143,6 +143,7 @@ WRITE_KILLS = [
 ]
 
 
+@pytest.mark.slow  # trains in child processes against a many-epoch reference run
 def test_kill_inside_checkpoint_writes_keeps_the_previous_checkpoint(prepared, reference, tmp_path):
     run, log, epochs = tmp_path / "run", tmp_path / "run.out", len(WRITE_KILLS)
     for i, (point, name, nth) in enumerate(WRITE_KILLS):
@@ -195,26 +196,27 @@ def test_checkpoint_pair_survives_a_crash_between_its_two_files(tmp_path, monkey
 
 # ----------------------------------------------------------------------------- 3. SIGTERM (the Stop button)
 
+@pytest.mark.slow  # trains in child processes against a many-epoch reference run
 def test_stop_button_saves_a_final_checkpoint_and_the_run_resumes(prepared, reference, tmp_path, launcher_env):
     epochs = 3
-    info = runs.start_run(fh.tiny_config(epochs), prepared, tmp_path, name="stop")
+    info = run_control.start_run(fh.tiny_config(epochs), prepared, tmp_path, name="stop")
     run = info.path
     try:
         # Mid-training: at least one batch done, so there is something to save.
         assert fh.wait_until(lambda: fh.read_status(run).get("batch", 0) >= 1 or fh.read_status(run).get("epoch", 0) >= 1,
-                             180), runs.read_progress(run).log_tail
-        assert runs.stop_run(run, grace_s=60) == "stopped"
+                             180), run_control.read_progress(run).log_tail
+        assert run_control.stop_run(run, grace_s=60) == "stopped"
     finally:
-        runs.stop_run(run, grace_s=5)  # no-op unless the assertion above failed
+        run_control.stop_run(run, grace_s=5)  # no-op unless the assertion above failed
     status = fh.read_status(run)
     assert status["state"] == "stopped" and "--resume" in status["message"], status
-    assert runs.run_info(run).state == "stopped"
+    assert run_control.run_info(run).state == "stopped"
     last = load_checkpoint(run / "A4C" / "last")[1]
     state = load_training_state(run / "A4C" / "last")
     assert (last["epoch"], last["step"]) == (state["counters"]["epoch"], state["counters"]["step"])
     assert state["counters"]["epoch"] == status["epoch"]
-    runs.resume_run(run)
-    assert fh.wait_until(lambda: runs.run_info(run).state == "finished", 240, step=0.2), runs.read_progress(run).log_tail
+    run_control.resume_run(run)
+    assert fh.wait_until(lambda: run_control.run_info(run).state == "finished", 240, step=0.2), run_control.read_progress(run).log_tail
     _assert_matches_reference(run, reference, epochs)
 
 
@@ -350,18 +352,19 @@ def test_weights_blown_up_by_the_last_step_are_never_saved(prepared, copy_of_one
 
 # ----------------------------------------------------------------------------- 6. several runs at once
 
+@pytest.mark.slow  # trains in child processes against a many-epoch reference run
 def test_two_runs_at_once_in_one_data_home(prepared, reference, tmp_path, launcher_env):
     epochs = 3
-    a, b = (runs.start_run(fh.tiny_config(epochs), prepared, tmp_path, name=n).path for n in ("a", "b"))
+    a, b = (run_control.start_run(fh.tiny_config(epochs), prepared, tmp_path, name=n).path for n in ("a", "b"))
     try:
-        assert fh.wait_until(lambda: all(runs.run_info(r).state in ("finished", "failed", runs.INTERRUPTED)
+        assert fh.wait_until(lambda: all(run_control.run_info(r).state in ("finished", "failed", run_control.INTERRUPTED)
                                          for r in (a, b)), 240, step=0.2)
     finally:
         for r in (a, b):
-            runs.stop_run(r, grace_s=5)
-    infos = {i.name: i for i in runs.list_runs(tmp_path)}
+            run_control.stop_run(r, grace_s=5)
+    infos = {i.name: i for i in run_control.list_runs(tmp_path)}
     assert set(infos) == {"a", "b"} and {i.state for i in infos.values()} == {"finished"}, infos
-    launchers = {n: json.loads((tmp_path / n / runs.LAUNCHER).read_text())["pid"] for n in ("a", "b")}
+    launchers = {n: json.loads((tmp_path / n / run_control.LAUNCHER).read_text())["pid"] for n in ("a", "b")}
     assert {n: infos[n].pid for n in ("a", "b")} == launchers and launchers["a"] != launchers["b"]
     expected = [(r["epoch"], r["train_loss"]) for r in read_json_lines(reference / "metrics.jsonl")][:epochs]
     for r in (a, b):
@@ -383,14 +386,14 @@ def test_a_recycled_pid_is_never_signalled(tmp_path):
             atomic_write_json(run / "status.json", {"state": state, "pid": sleeper.pid, "epoch": 1, "epochs": 2,
                                                     "started": "2024-01-01T10:00:00+00:00",
                                                     "updated": "2024-01-01T10:00:00+00:00", "message": ""})
-            assert runs.stop_run(run, grace_s=0.5) == "not running"  # no launcher.json at all
+            assert run_control.stop_run(run, grace_s=0.5) == "not running"  # no launcher.json at all
             # A launcher.json naming the pid: its old start time, then even the right one.
             for create_time in (proc.create_time() - 3600, proc.create_time()):
-                atomic_write_json(run / runs.LAUNCHER, {"pid": sleeper.pid, "create_time": create_time,
+                atomic_write_json(run / run_control.LAUNCHER, {"pid": sleeper.pid, "create_time": create_time,
                                                         "cmd": ["python", "-m", "echocmr.cli", "train"]})
-                assert runs.stop_run(run, grace_s=0.5) == "not running"
-                assert not runs.run_info(run).active
-        assert runs.run_info(tmp_path / "running").state == runs.INTERRUPTED
+                assert run_control.stop_run(run, grace_s=0.5) == "not running"
+                assert not run_control.run_info(run).active
+        assert run_control.run_info(tmp_path / "running").state == run_control.INTERRUPTED
         time.sleep(0.2)
         assert sleeper.poll() is None and proc.status() != psutil.STATUS_ZOMBIE  # never signalled
     finally:
@@ -400,6 +403,7 @@ def test_a_recycled_pid_is_never_signalled(tmp_path):
 
 # ----------------------------------------------------------------------------- 8. DDP rank killed under torchrun
 
+@pytest.mark.slow  # trains in child processes against a many-epoch reference run
 def test_ddp_rank_killed_under_torchrun_restarts_and_completes(prepared, tmp_path):
     epochs, out = 3, tmp_path / "runs"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--max-restarts=1",
@@ -470,7 +474,7 @@ def test_a_failed_atomic_write_names_the_file_and_leaves_no_temp(tmp_path):
 
 
 def test_torchrun_restart_resumes_only_its_own_run(tmp_path, monkeypatch):
-    from echocmr.run_dir import default_run_name, elastic_restart_of
+    from echocmr.run_record import default_run_name, elastic_restart_of
 
     run = tmp_path / "run"
     run.mkdir()

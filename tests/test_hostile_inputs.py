@@ -96,7 +96,7 @@ def test_a_hanging_decoder_times_out(ctx):
 def test_ingest_study_isolates_each_upload_file(ctx, monkeypatch):
     """Through the dashboard's entry point: file 2 makes the decoder abort (injected hook);
     files 1 and 3 still give clips, and nothing names the files."""
-    from echocmr.predict import ingest_study
+    from echocmr.study_prediction import ingest_study
 
     good = _good(ctx)
     crashing = F.to_bytes(H.OLD._ds(F.make_scene(64, 80, 4, seed=9)))

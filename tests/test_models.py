@@ -15,7 +15,6 @@ from echocmr.errors import CheckpointError
 from echocmr.models import build_model, classifier_loss, multitask_loss, prepare_input
 from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, TARGETS
 
-from prepared_factory import make_prepared
 
 NAMES = tuple(t.name for t in TARGETS)
 BINARY = [i for i, n in enumerate(NAMES) if n in BINARY_TARGETS]
@@ -23,9 +22,9 @@ CONTINUOUS = [i for i, n in enumerate(NAMES) if n not in BINARY_TARGETS]
 TINY = ModelConfig(arch="compact", width=4, n_frames=8, period=2)
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("prepared"))
+@pytest.fixture
+def prepared(tiny_prepared):
+    return tiny_prepared  # tests/conftest.py: built once per session
 
 
 def test_r2plus1d_18_has_one_output_per_target():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from echocmr import cli
-from echocmr.config import PRESETS, ModelConfig, PrepareConfig, SynthConfig
+from echocmr.config import PrepareConfig
 from echocmr.errors import ConfigError
 from echocmr.prepare import PrepareSources, prepare_dataset
 from echocmr.prepared import read_manifest, summarise
@@ -20,21 +20,14 @@ from echocmr.targets import GLOBAL_TARGETS, TARGETS
 SALT = b"test-salt"
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    from echocmr.synth import generate_cohort
-
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(dataclasses.replace(SynthConfig.small(seed=3), n_patients=12), out)
-    return out
+@pytest.fixture
+def cohort(synthetic_cohort):
+    return synthetic_cohort  # tests/conftest.py: built once per session
 
 
-@pytest.fixture(scope="module")
-def prepared(cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
-    prepare_dataset(sources, out, PrepareConfig(use_known_views=True, workers=2), salt=SALT)
-    return out
+@pytest.fixture
+def prepared(prepared_cohort):
+    return prepared_cohort
 
 
 def test_prepare_writes_a_patient_level_manifest(cohort, prepared):
@@ -130,18 +123,9 @@ def test_prepare_again_at_another_rate_reingests_rather_than_mixing_rates(cohort
         prepare_dataset(sources, out, PrepareConfig(use_known_views=True, target_fps=float("nan")), salt=SALT)
 
 
-@pytest.fixture(scope="module")
-def bundle(prepared, tmp_path_factory):
-    from echocmr.bundle import build_bundle
-    from echocmr.evaluate import evaluate_run
-    from echocmr.train import train_model
-
-    root = tmp_path_factory.mktemp("run")
-    config = dataclasses.replace(PRESETS["cpu-demo"], model=ModelConfig(arch="compact", width=4, n_frames=8, period=2),
-                                 epochs=1, batch_size=4)
-    run = train_model(config, prepared, root / "run")
-    results = evaluate_run(run, prepared, run / "results", n_bootstrap=200, seed=0)
-    return build_bundle(run, results, root / "bundle", name="tiny", data_summary=summarise(prepared))
+@pytest.fixture
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 def test_evaluate_writes_a_results_bundle(bundle):
@@ -158,7 +142,7 @@ def test_evaluate_writes_a_results_bundle(bundle):
 
 def test_predict_a_study_end_to_end(bundle, cohort, capsys):
     from echocmr.bundle import load_bundle
-    from echocmr.predict import ingest_study, predict_study
+    from echocmr.study_prediction import ingest_study, predict_study
 
     index = pd.read_csv(cohort / "echo_index.csv", dtype=str)
     files = [cohort / f for f in index[index["study_id"] == index["study_id"].iloc[0]]["file"]]
@@ -184,8 +168,8 @@ def test_a_model_sees_uploads_at_its_training_frame_rate(bundle, cohort, prepare
     """Checkpoints carry the prepared set's frame rate; predict resamples uploads to it."""
     from echocmr.bundle import load_bundle
     from echocmr.ingest.resize import resample_indices
-    from echocmr.inference import predict_clips, predict_prepared
-    from echocmr.predict import ingest_study, predict_study
+    from echocmr.model_runner import predict_clips, predict_prepared
+    from echocmr.study_prediction import ingest_study, predict_study
 
     loaded = load_bundle(str(bundle))
     assert all(m.target_fps == 0.0 for m in [*loaded.view_models.values(), loaded.view_classifier])
@@ -215,7 +199,7 @@ def test_a_model_sees_uploads_at_its_training_frame_rate(bundle, cohort, prepare
 def test_prepare_takes_views_from_the_view_classifier_at_its_frame_rate(bundle, cohort, prepared, tmp_path,
                                                                        monkeypatch):
     """Real data has no known views: the classifier assigns them, on clips at its training rate."""
-    import echocmr.inference as inference
+    import echocmr.model_runner as model_runner
     from echocmr.ingest.resize import resample_indices
 
     classifier = tmp_path / "classifier"
@@ -223,13 +207,13 @@ def test_prepare_takes_views_from_the_view_classifier_at_its_frame_rate(bundle, 
     meta["data"]["target_fps"] = 25.0  # as if trained on a 25 frames/s set
     classifier.with_suffix(".json").write_text(json.dumps(meta))
     shutil.copy(bundle / "view_classifier.safetensors", classifier.with_suffix(".safetensors"))
-    seen, real = [], inference.classify_views
+    seen, real = [], model_runner.classify_views
 
     def recording(model, frames):
         seen.extend(map(len, frames))
         return real(model, frames)
 
-    monkeypatch.setattr(inference, "classify_views", recording)
+    monkeypatch.setattr(model_runner, "classify_views", recording)
     out = tmp_path / "prepared"
     shutil.copytree(prepared, out)  # clips are cached: only the views are assigned again
     sources = PrepareSources.from_cohort(cohort, view_classifier=classifier)

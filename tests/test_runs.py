@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from echocmr import processes, runs
+from echocmr import processes, run_control
 from echocmr.atomic import atomic_write_json
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -104,17 +104,17 @@ def test_list_runs_and_dead_running_is_interrupted(tmp_path):
     _fake_run(tmp_path, "b", "running", "2024-01-02T10:00:00+00:00", pid=dead.pid)
     _fake_run(tmp_path, "c", "stopped", "2024-01-03T10:00:00+00:00")
     (tmp_path / "not-a-run").mkdir()
-    found = runs.list_runs(tmp_path)
+    found = run_control.list_runs(tmp_path)
     assert [r.name for r in found] == ["c", "b", "a"]
     states = {r.name: r.state for r in found}
-    assert states == {"a": "finished", "b": runs.INTERRUPTED, "c": "stopped"}
-    assert runs.list_runs(tmp_path / "missing") == []
+    assert states == {"a": "finished", "b": run_control.INTERRUPTED, "c": "stopped"}
+    assert run_control.list_runs(tmp_path / "missing") == []
 
 
 def test_running_with_recycled_launcher_pid_is_interrupted(tmp_path):
     run = _fake_run(tmp_path, "r", "running", "2024-01-02T10:00:00+00:00", pid=os.getpid())
-    atomic_write_json(run / runs.LAUNCHER, {"pid": os.getpid(), "create_time": 1.0, "cmd": []})
-    assert runs.run_info(run).state == runs.INTERRUPTED
+    atomic_write_json(run / run_control.LAUNCHER, {"pid": os.getpid(), "create_time": 1.0, "cmd": []})
+    assert run_control.run_info(run).state == run_control.INTERRUPTED
 
 
 def test_read_progress_tolerates_torn_metrics_line(tmp_path):
@@ -124,7 +124,7 @@ def test_read_progress_tolerates_torn_metrics_line(tmp_path):
              for e in (1, 2)]
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"view": "A4C", "epo')
     (run / "train.log").write_text("".join(f"line {i}\n" for i in range(100)))
-    progress = runs.read_progress(run)
+    progress = run_control.read_progress(run)
     assert len(progress.metrics) == 2
     assert list(progress.metrics["val_wma"]) == pytest.approx([0.65, 0.70])
     assert progress.log_tail.splitlines()[-1] == "line 99"
@@ -135,18 +135,18 @@ def test_read_progress_tolerates_torn_metrics_line(tmp_path):
 
 def test_eta_counts_remaining_views():
     import pandas as pd
-    info = runs.RunInfo("r", None, "running", view="A4C", epoch=1, epochs=3)
+    info = run_control.RunInfo("r", None, "running", view="A4C", epoch=1, epochs=3)
     metrics = pd.DataFrame({"seconds": [2.0, 4.0]})
-    assert runs._eta(info, metrics, ["A4C", "A2C"]) == pytest.approx(3.0 * (2 + 3))
+    assert run_control._eta(info, metrics, ["A4C", "A2C"]) == pytest.approx(3.0 * (2 + 3))
 
 
 def test_run_names_are_unique_and_start_run_refuses_clash(tmp_path):
-    names = {runs.new_run_name("cpu-demo") for _ in range(50)}
+    names = {run_control.new_run_name("cpu-demo") for _ in range(50)}
     assert len(names) == 50
     (tmp_path / "taken").mkdir()
     from echocmr.config import preset
     with pytest.raises(FileExistsError):
-        runs.start_run(preset("cpu-demo"), tmp_path / "data", tmp_path, name="taken")
+        run_control.start_run(preset("cpu-demo"), tmp_path / "data", tmp_path, name="taken")
 
 
 def test_list_prepared(tmp_path):
@@ -154,7 +154,7 @@ def test_list_prepared(tmp_path):
         (tmp_path / "prepared" / name).mkdir(parents=True)
         (tmp_path / "prepared" / name / "prepare.json").write_text("{}")
     (tmp_path / "prepared" / "half").mkdir()
-    assert [p.name for p in runs.list_prepared(tmp_path)] == ["a", "b"]
+    assert [p.name for p in run_control.list_prepared(tmp_path)] == ["a", "b"]
 
 
 def test_train_config_file_reproduces_every_setting(tmp_path):
@@ -165,15 +165,15 @@ def test_train_config_file_reproduces_every_setting(tmp_path):
     from echocmr.commands.train import base_config, config_from_args, register
     from echocmr.config import preset
     from echocmr.errors import ConfigError
-    from echocmr.run_dir import read_train_config, write_train_config
+    from echocmr.run_record import read_train_config, write_train_config
 
     base = preset("cpu-demo")
     # weight_decay and model.period have no command-line flag: the file still carries them.
     config = dataclasses.replace(base, views=("A4C",), view_classifier=False, lr=3e-4, classifier_lr=2e-4,
                                  patience=9, seed=5, weight_decay=0.5, max_train_clips=7,
                                  model=dataclasses.replace(base.model, width=4, n_frames=8, period=3))
-    config_file = write_train_config(config, tmp_path / "r" / runs.TRAIN_CONFIG)
-    cmd = runs.train_command(config_file, tmp_path / "data", tmp_path, "r")
+    config_file = write_train_config(config, tmp_path / "r" / run_control.TRAIN_CONFIG)
+    cmd = run_control.train_command(config_file, tmp_path / "data", tmp_path, "r")
     assert cmd[:4] == [sys.executable, "-m", "echocmr.cli", "train"] and "--lr" not in cmd
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -20,10 +20,9 @@ from echocmr import train as train_module
 from echocmr.atomic import read_json_lines
 from echocmr.config import ModelConfig, TrainConfig
 from echocmr.errors import ConfigError, TrainingDiverged
-from echocmr.inference import load_view_classifier, load_view_model, predict_prepared
+from echocmr.model_runner import load_view_classifier, load_view_model, predict_prepared
 from echocmr.train import train_model
 
-from prepared_factory import make_prepared
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = TrainConfig(preset="test", model=ModelConfig(arch="compact", width=4, n_frames=8, period=2),
@@ -33,9 +32,9 @@ TINY_ARGS = ["--preset", "cpu-demo", "--views", "A4C", "--no-view-classifier", "
              "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return make_prepared(tmp_path_factory.mktemp("prepared"))
+@pytest.fixture
+def prepared(tiny_prepared):
+    return tiny_prepared  # tests/conftest.py: built once per session
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +106,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_best(prepared, tmp_path, monk
     assert [r["epoch"] for r in read_json_lines(run / "metrics.jsonl")] == [1]
 
 
+@pytest.mark.slow  # trains in child processes
 def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path, capsys):
     run = tmp_path / "runs" / "sig"
     cmd = [sys.executable, "-m", "echocmr.commands.train", "--data", str(prepared), "--out", str(tmp_path / "runs"),
@@ -142,6 +142,7 @@ def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path, capsys
     assert epochs == list(range(1, status["epoch"] + 2))
 
 
+@pytest.mark.slow  # trains in child processes
 def test_ddp_with_two_gloo_processes_saves_one_checkpoint(prepared, tmp_path):
     module = "echocmr.cli" if _all_commands_present() else "echocmr.commands.train"
     prefix = ["train"] if module == "echocmr.cli" else []

@@ -1,10 +1,10 @@
-"""Train: launch, watch, stop, resume and evaluate training runs (separate processes, see echocmr.runs)."""
+"""Train: launch, watch, stop, resume and evaluate training runs (separate processes, see echocmr.run_control)."""
 
 import dataclasses
 
 import streamlit as st
 
-from echocmr import processes, runs
+from echocmr import processes, run_control
 from echocmr.config import PRESETS, data_home, preset
 from echocmr.targets import MODEL_VIEWS
 from echocmr_app import charts, formatting, layout, loaders, study_cache
@@ -26,12 +26,12 @@ def data_job(log) -> None:
 def dataset_section() -> None:
     log = processes.latest_job(home / "jobs", "synthetic-data")
     running = log is not None and processes.job_status(log).state == "running"
-    with st.expander("Generate a synthetic data set", expanded=not runs.list_prepared(home) or running):
+    with st.expander("Generate a synthetic data set", expanded=not run_control.list_prepared(home) or running):
         st.markdown("A computer-generated cohort of echo studies with paired CMR reports, prepared for "
                     "training (views taken from the generator). Takes a minute or two.")
         patients = st.number_input("Patients", 8, 2000, 40, step=8)
         if st.button("Generate and prepare", disabled=running, icon=":material/science:"):
-            log = runs.make_synthetic_dataset(home, int(patients)).log
+            log = run_control.make_synthetic_dataset(home, int(patients)).log
             running = True
         if log is not None and running:
             data_job(log)
@@ -58,25 +58,25 @@ def start_form(prepared) -> None:
                           help=None if gpu else "No GPU found on this machine")
         if st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:") and views:
             config = dataclasses.replace(base, views=tuple(views), epochs=int(epochs), batch_size=int(batch), device=device)
-            st.session_state["run"] = runs.start_run(config, data, runs_dir).name
+            st.session_state["run"] = run_control.start_run(config, data, runs_dir).name
             st.toast("Training started", icon=":material/model_training:")
 
 
 def actions(info) -> None:
-    evaluation = runs.evaluation_status(info.path)
+    evaluation = run_control.evaluation_status(info.path)
     has_results = (info.path / "results" / "summary.json").exists()
     c1, c2, c3, c4 = st.columns(4)
     if c1.button("Stop", disabled=not info.active, icon=":material/stop:", help="Saves the last epoch, then stops"):
         with st.spinner("Stopping (the current epoch's checkpoint is saved first)…"):
-            st.toast(f"Run {runs.stop_run(info.path, grace_s=20)}")
+            st.toast(f"Run {run_control.stop_run(info.path, grace_s=20)}")
     if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
-        runs.resume_run(info.path)
+        run_control.resume_run(info.path)
     if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running", icon=":material/fact_check:"):
-        runs.start_evaluation(info.path)
+        run_control.start_evaluation(info.path)
     if c4.button("Make active model", disabled=not has_results, icon=":material/verified:",
                  help=None if has_results else "Evaluate the run first"):
         with st.spinner("Building the model bundle…"):
-            runs.make_active_model(info.path, home / "models")
+            run_control.make_active_model(info.path, home / "models")
         st.toast("This run is now the active model", icon=":material/verified:")
     if evaluation.state != "none":
         st.markdown(f"Held-out evaluation: {formatting.state_badge(evaluation.state)}")
@@ -86,7 +86,7 @@ def actions(info) -> None:
 
 @st.fragment(run_every=2)
 def live(run_dir) -> None:
-    p = runs.read_progress(run_dir)
+    p = run_control.read_progress(run_dir)
     info = p.info
     st.markdown(f"### {info.name} {formatting.state_badge(info.state)}")
     if info.message and info.message not in ("started", "resumed"):
@@ -114,11 +114,11 @@ def live(run_dir) -> None:
 
 
 dataset_section()
-prepared = runs.list_prepared(home)
+prepared = run_control.list_prepared(home)
 if prepared:
     with st.expander("Start a new run", expanded=True):
         start_form(prepared)
-all_runs = runs.list_runs(runs_dir)
+all_runs = run_control.list_runs(runs_dir)
 if not all_runs:
     st.info("No training runs yet.")
     st.stop()

@@ -1,7 +1,7 @@
 """Plotly figures of the dashboard: held-out ROC / Bland–Altman / calibration, training curves.
 
 Pure drawing: every number comes from a results bundle or a run's metrics (``echocmr.evaluate``,
-``echocmr.runs``); nothing is computed here beyond laying it out.
+``echocmr.run_control``); nothing is computed here beyond laying it out.
 """
 
 import pandas as pd

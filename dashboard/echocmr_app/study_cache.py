@@ -16,14 +16,14 @@ def sha256(data: bytes) -> str:
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=3600)
 def ingest(key: str, _sources: tuple) -> list:
     """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)."""
-    from echocmr.predict import ingest_study
+    from echocmr.study_prediction import ingest_study
 
     return ingest_study(list(_sources))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
 def predict(key: str, bundle_path: str, overrides: tuple, _items: list):
-    from echocmr.predict import predict_study
+    from echocmr.study_prediction import predict_study
 
     return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None)
 

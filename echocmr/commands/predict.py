@@ -34,7 +34,7 @@ def _overrides(pairs: list[str]) -> dict[int, str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import active_bundle_dir, load_bundle
-    from ..predict import ingest_study, predict_study
+    from ..study_prediction import ingest_study, predict_study
 
     started = time.perf_counter()
     bundle = load_bundle(str(args.model or active_bundle_dir()))

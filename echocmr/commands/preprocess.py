@@ -72,6 +72,7 @@ def run(args) -> int:
                 print(f"rejected {item.display_name}: {item.error}", flush=True)
                 continue
             clip = item.clip
+            assert clip is not None  # a StudyItem holds either a clip or an error
             if args.fps:
                 from ..ingest.resize import resample_indices
 

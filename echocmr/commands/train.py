@@ -104,13 +104,13 @@ def _validate(config: TrainConfig) -> None:
 
 def base_config(args: argparse.Namespace) -> TrainConfig:
     """The settings the flags apply to: ``--config FILE`` when given, else the ``--preset``."""
-    from ..run_dir import read_train_config
+    from ..run_record import read_train_config
 
     return read_train_config(args.config) if args.config is not None else preset(args.preset)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run_dir import default_run_name, read_run_config
+    from ..run_record import default_run_name, read_run_config
     from ..train import train_model
     from ..train_dist import broadcast_object, cleanup, init_distributed
 

@@ -23,5 +23,5 @@ ERROR_CODES = (
     "decoder_crashed", "decoder_memory", "decoder_timeout", "decoder_failed",
 )
 
-__all__ = ["read_clip", "read_study", "StudyItem", "read_clip_isolated", "read_study_isolated", "IsolatedDecoder", "deidentify_dataset", "pseudonym", "pseudonymous_uid",
-           "ERROR_CODES"]
+__all__ = ["read_clip", "read_study", "StudyItem", "read_clip_isolated", "read_study_isolated", "IsolatedDecoder",
+           "deidentify_dataset", "pseudonym", "pseudonymous_uid", "ERROR_CODES"]

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from ..config import IngestLimits
 from ..errors import InputError
 
-
 # What a corrupt member can raise while being inflated or CRC-checked.
 _MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, RuntimeError, NotImplementedError)
 

@@ -197,7 +197,7 @@ class DicomSource:
 
         n = self.h.frames
         it = iter_pixels(self.ds, indices=idx, as_rgb=True)
-        for k, i in enumerate(idx):
+        for i in idx:
             try:
                 with quiet_pydicom():
                     arr = next(it)

@@ -19,8 +19,8 @@ import atexit
 import hashlib
 import io
 import multiprocessing
-import pickle
 import os
+import pickle
 import shutil
 import signal
 import tempfile

@@ -108,7 +108,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.started = True
         self._remove_stale_temps()
-        record = {"train": to_dict(config), "data": str(data_dir)}
+        record: dict[str, Any] = {"train": to_dict(config), "data": str(data_dir)}
         if elastic_run_id() is not None:
             record["elastic_run_id"] = elastic_run_id()
         atomic_write_json(self.path / "config.json", record)

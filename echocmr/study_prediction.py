@@ -106,7 +106,7 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
     from .ingest import read_study_isolated
 
     salt = secrets.token_bytes(16)
-    items = []
+    items: list = []
     for number, (_, data) in enumerate(sources, start=1):
         found = read_study_isolated(data, name=f"file {number}", salt=salt)
         for member, item in enumerate(found, start=1):
@@ -121,7 +121,7 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
 
     ``view_overrides`` maps an item's ``index`` to a view from targets.CLASSIFIER_LABELS.
     """
-    from .inference import at_model_rate, classify_views
+    from .model_runner import at_model_rate, classify_views
 
     overrides = view_overrides or {}
     accepted = [item for item in items if item.clip is not None]
@@ -151,7 +151,7 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
 
 def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int) -> dict[str, dict[str, float]]:
     """Fill each clip's predictions and return the per-view mean over that view's clips."""
-    from .inference import at_model_rate, predict_clips
+    from .model_runner import at_model_rate, predict_clips
 
     per_view = {}
     for view in MODEL_VIEWS:

@@ -1,10 +1,10 @@
-"""Inference helpers used by ``echocmr predict`` and ``echocmr evaluate``.
+"""Run a checkpoint on clips: load it, sample windows, average their outputs (``echocmr predict`` / ``evaluate``).
 
-Test-time augmentation: each video gives ``n_clips`` evenly spaced clips (the model's n_frames at
-its period, looping short videos); per video the binary outputs are the mean of the clips'
-sigmoid probabilities, continuous ones the mean of the clips' values in physical units
+Test-time augmentation: each clip gives ``n_clips`` evenly spaced windows (the model's n_frames at
+its period, looping short clips); per clip the binary outputs are the mean of the windows'
+sigmoid probabilities, continuous ones the mean of the windows' values in physical units
 (un-standardised with the checkpoint's ``target_scaling``), view-classifier outputs the mean of
-the clips' softmax probabilities.
+the windows' softmax probabilities. (``n_clips`` keeps its historical name: it counts windows.)
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def load_view_classifier(stem: str | Path, device: str | torch.device = "cpu") -
     return model
 
 
-def _clips(frames: np.ndarray, model: LoadedModel, n_clips: int) -> list[torch.Tensor]:
-    """The video's ``n_clips`` normalised clips, each float32 (1, T, 112, 112)."""
+def _windows(frames: np.ndarray, model: LoadedModel, n_clips: int) -> list[torch.Tensor]:
+    """The clip's ``n_clips`` normalised windows, each float32 (1, T, 112, 112)."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1:] != (112, 112) or not len(frames):
         raise InputError("bad_clip", f"frames must be uint8 (T, 112, 112), got {frames.dtype} {frames.shape}")
@@ -106,7 +106,7 @@ def _raw_outputs(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int
     for begin in range(0, len(keys), batch_size):
         chunk = keys[begin:begin + batch_size]
         for v in {v for v, _ in chunk} - set(cache):
-            cache[v] = _clips(frames_list[v], model, n_clips)
+            cache[v] = _windows(frames_list[v], model, n_clips)
         batch = torch.stack([cache[v][c] for v, c in chunk])
         logits = model.module(prepare_input(batch, model.device)).float().cpu()
         values = _transform(model, logits).numpy()

@@ -3,7 +3,7 @@
 The dashboard starts ``echocmr train`` / ``evaluate`` / ``synth`` + ``prepare`` through this
 module and later (maybe after a page reload, or from another browser tab) finds them again from
 the files on disk: a run directory's ``status.json`` / ``metrics.jsonl`` / ``train.log`` written by
-training (:mod:`echocmr.run_dir`), and a ``launcher.json`` written by the process supervisor
+training (:mod:`echocmr.run_record`), and a ``launcher.json`` written by the process supervisor
 (:mod:`echocmr.processes`) with the child's pid *and* its start time.
 
 A run's settings travel as one JSON file (``train_config.json`` in the run folder, read by
@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .errors import ConfigError, RunStateError
 from .jsonfile import read_json_object
 from .processes import Job, JobStatus, job_status, launch_job, spawn, stop_process, tail, verified_process
-from .run_dir import write_train_config
+from .run_record import write_train_config
 
 LAUNCHER = "launcher.json"
 TRAIN_CONFIG = "train_config.json"  # the settings a run was started with (``echocmr train --config``)
