@@ -6,6 +6,7 @@ import streamlit as st
 
 from echocmr import processes, run_control
 from echocmr.config import PRESETS, data_home, preset
+from echocmr.errors import EchoCMRError
 from echocmr.targets import MODEL_VIEWS
 from echocmr_app import charts, formatting, layout, loaders, study_cache
 
@@ -69,10 +70,14 @@ def actions(info) -> None:
     if c1.button("Stop", disabled=not info.active, icon=":material/stop:", help="Saves the last epoch, then stops"):
         with st.spinner("Stopping (the current epoch's checkpoint is saved first)…"):
             st.toast(f"Run {run_control.stop_run(info.path, grace_s=20)}")
-    if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
-        run_control.resume_run(info.path)
-    if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running", icon=":material/fact_check:"):
-        run_control.start_evaluation(info.path)
+    try:
+        if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
+            run_control.resume_run(info.path)
+        if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running",
+                     icon=":material/fact_check:"):
+            run_control.start_evaluation(info.path)
+    except EchoCMRError as exc:  # e.g. the run started again in another tab meanwhile
+        st.error(str(exc), icon=":material/error:")
     if c4.button("Make active model", disabled=not has_results, icon=":material/verified:",
                  help=None if has_results else "Evaluate the run first"):
         with st.spinner("Building the model bundle…"):
