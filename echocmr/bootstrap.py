@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .metrics import LOA_Z, Estimate, Interval, MetricInputError, as_binary, as_pair, as_vector, auroc, mae, r2
 
@@ -124,7 +125,7 @@ def percentile_interval(samples: np.ndarray, level: float) -> Interval:
     return Interval(float(low), float(high), n_nan, int(s.size))
 
 
-def bootstrap_auroc(y_true, y_score, counts) -> np.ndarray:
+def bootstrap_auroc(y_true: ArrayLike, y_score: ArrayLike, counts: ArrayLike) -> np.ndarray:
     """AUROC of every resample of a count matrix at once.
 
     y_true ``(n,)`` 0/1, y_score ``(n,)``, counts ``(B, n)`` integer → ``(B,)`` float64, NaN where a
@@ -148,14 +149,14 @@ def bootstrap_auroc(y_true, y_score, counts) -> np.ndarray:
         return np.where(den > 0, u2 / np.where(den > 0, den, 1), np.nan)
 
 
-def auroc_ci(y_true, y_score, counts, level: float) -> Estimate:
+def auroc_ci(y_true: ArrayLike, y_score: ArrayLike, counts: ArrayLike, level: float) -> Estimate:
     """AUROC with a percentile bootstrap interval over the resamples in ``counts`` ``(B, n)``."""
     value = auroc(y_true, y_score)
     iv = percentile_interval(bootstrap_auroc(y_true, y_score, counts), level)
     return Estimate(value, iv.low, iv.high, int(np.asarray(y_true).shape[0]), iv.n_nan)
 
 
-def bootstrap_mean(x, counts) -> np.ndarray:
+def bootstrap_mean(x: ArrayLike, counts: ArrayLike) -> np.ndarray:
     """Weighted mean of ``x`` ``(n,)`` under each resample ``counts`` ``(B, n)`` → ``(B,)``."""
     v = as_vector("x", x)
     tot, s = _weighted_sums(np.stack([np.ones_like(v), v]), _items_by_boot(counts, v.size))
@@ -163,13 +164,13 @@ def bootstrap_mean(x, counts) -> np.ndarray:
         return np.where(tot > 0, s / np.where(tot > 0, tot, 1.0), np.nan)
 
 
-def bootstrap_mae(y_true, y_pred, counts) -> np.ndarray:
+def bootstrap_mae(y_true: ArrayLike, y_pred: ArrayLike, counts: ArrayLike) -> np.ndarray:
     """MAE of every resample: ``(n,)``, ``(n,)``, ``(B, n)`` → ``(B,)``."""
     y, p = as_pair(y_true, y_pred, ("y_true", "y_pred"))
     return bootstrap_mean(np.abs(p - y), counts)
 
 
-def bootstrap_r2(y_true, y_pred, counts) -> np.ndarray:
+def bootstrap_r2(y_true: ArrayLike, y_pred: ArrayLike, counts: ArrayLike) -> np.ndarray:
     """R² of every resample: ``(n,)``, ``(n,)``, ``(B, n)`` → ``(B,)`` (NaN where truth is constant)."""
     y, p = as_pair(y_true, y_pred, ("y_true", "y_pred"))
     # Centre first so the weighted sum-of-squares identity does not lose precision.
@@ -183,7 +184,7 @@ def bootstrap_r2(y_true, y_pred, counts) -> np.ndarray:
         return np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0), np.nan)
 
 
-def bootstrap_sd(x, counts, ddof: int = 1) -> np.ndarray:
+def bootstrap_sd(x: ArrayLike, counts: ArrayLike, ddof: int = 1) -> np.ndarray:
     """Weighted standard deviation (frequency weights) of ``x`` per resample → ``(B,)``."""
     v = as_vector("x", x)
     vc = v - v.mean()
@@ -198,15 +199,15 @@ def with_ci(value: float, samples: np.ndarray, level: float, n: int) -> Estimate
     return Estimate(float(value), iv.low, iv.high, int(n), iv.n_nan)
 
 
-def mae_ci(y_true, y_pred, counts, level: float) -> Estimate:
-    return with_ci(mae(y_true, y_pred), bootstrap_mae(y_true, y_pred, counts), level, len(y_true))
+def mae_ci(y_true: ArrayLike, y_pred: ArrayLike, counts: ArrayLike, level: float) -> Estimate:
+    return with_ci(mae(y_true, y_pred), bootstrap_mae(y_true, y_pred, counts), level, int(np.asarray(y_true).shape[0]))
 
 
-def r2_ci(y_true, y_pred, counts, level: float) -> Estimate:
-    return with_ci(r2(y_true, y_pred), bootstrap_r2(y_true, y_pred, counts), level, len(y_true))
+def r2_ci(y_true: ArrayLike, y_pred: ArrayLike, counts: ArrayLike, level: float) -> Estimate:
+    return with_ci(r2(y_true, y_pred), bootstrap_r2(y_true, y_pred, counts), level, int(np.asarray(y_true).shape[0]))
 
 
-def bootstrap_bland_altman(y_true, y_pred, counts) -> dict[str, np.ndarray]:
+def bootstrap_bland_altman(y_true: ArrayLike, y_pred: ArrayLike, counts: ArrayLike) -> dict[str, np.ndarray]:
     """Bias and limits of agreement per resample: ``{"bias", "loa_low", "loa_high"}`` each ``(B,)``."""
     y, p = as_pair(y_true, y_pred, ("y_true", "y_pred"))
     diff = p - y
@@ -215,7 +216,7 @@ def bootstrap_bland_altman(y_true, y_pred, counts) -> dict[str, np.ndarray]:
     return {"bias": bias, "loa_low": bias - LOA_Z * sd, "loa_high": bias + LOA_Z * sd}
 
 
-def bootstrap_brier(y_true, y_prob, counts) -> np.ndarray:
+def bootstrap_brier(y_true: ArrayLike, y_prob: ArrayLike, counts: ArrayLike) -> np.ndarray:
     y, p = as_pair(y_true, y_prob, ("y_true", "y_prob"))
     as_binary(y)
     return bootstrap_mean((p - y) ** 2, counts)
@@ -273,7 +274,8 @@ def roc_grid(n_grid: int = ROC_GRID_POINTS) -> np.ndarray:
     return np.arange(n_grid) / (n_grid - 1)
 
 
-def bootstrap_roc_curves(y_true, y_score, counts, n_grid: int = ROC_GRID_POINTS):
+def bootstrap_roc_curves(y_true: ArrayLike, y_score: ArrayLike, counts: ArrayLike,
+                         n_grid: int = ROC_GRID_POINTS) -> tuple[np.ndarray, np.ndarray, int]:
     """TPR of every resample on the fixed FPR grid :func:`roc_grid`.
 
     y_true ``(n,)`` 0/1, y_score ``(n,)``, counts ``(B, n)`` integer. Returns
@@ -293,7 +295,7 @@ def bootstrap_roc_curves(y_true, y_score, counts, n_grid: int = ROC_GRID_POINTS)
     return grid, _roc_on_grid(pos, s, ct, n_grid), int((~ok).sum())
 
 
-def bootstrap_roc_band(y_true, y_score, counts, level: float, n_grid: int = ROC_GRID_POINTS) -> dict:
+def bootstrap_roc_band(y_true: ArrayLike, y_score: ArrayLike, counts: ArrayLike, level: float, n_grid: int = ROC_GRID_POINTS) -> dict:
     """Pointwise percentile band of the ROC curve over bootstrap resamples.
 
     Returns ``{"fpr": grid (G,), "tpr_low": (G,), "tpr_high": (G,), "n_nan": int}``; the band is

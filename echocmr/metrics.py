@@ -94,14 +94,14 @@ class Estimate:
 # Input validation
 
 
-def as_vector(name: str, x, dtype=np.float64) -> np.ndarray:
+def as_vector(name: str, x: ArrayLike, dtype=np.float64) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise MetricInputError(f"{name} must be a 1-D array; got shape {arr.shape}")
     return arr.astype(dtype, copy=False)
 
 
-def as_pair(y_true, y_pred, names=("y_true", "y_score")) -> tuple[np.ndarray, np.ndarray]:
+def as_pair(y_true: ArrayLike, y_pred: ArrayLike, names=("y_true", "y_score")) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(y_true)
     b = np.asarray(y_pred)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
@@ -134,7 +134,7 @@ def as_binary(y: np.ndarray) -> np.ndarray:
 # AUROC
 
 
-def auroc(y_true, y_score) -> float:
+def auroc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Area under the ROC curve by the Mann–Whitney rank statistic (average ranks for ties).
 
     y_true: ``(n,)`` 0/1; y_score: ``(n,)`` float. Equal to ``sklearn.metrics.roc_auc_score``;
@@ -156,13 +156,13 @@ def auroc(y_true, y_score) -> float:
 # Continuous metrics (sklearn definitions) and their weighted bootstrap versions
 
 
-def mae(y_true, y_pred) -> float:
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean absolute error, ``(n,)`` × ``(n,)`` → float (NaN when n = 0)."""
     y, p = as_pair(y_true, y_pred, ("y_true", "y_pred"))
     return float(np.mean(np.abs(p - y))) if y.size else math.nan
 
 
-def r2(y_true, y_pred) -> float:
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Coefficient of determination ``1 − SS_res / SS_tot`` (``sklearn.metrics.r2_score``).
 
     NaN when ``y_true`` is constant (sklearn's ``force_finite`` would report 0 or 1 instead; an
@@ -206,7 +206,7 @@ class BlandAltman:
 LOA_Z = 1.96
 
 
-def bland_altman(y_true, y_pred) -> BlandAltman:
+def bland_altman(y_true: ArrayLike, y_pred: ArrayLike) -> BlandAltman:
     y, p = as_pair(y_true, y_pred, ("y_true", "y_pred"))
     diff = p - y
     mean = (p + y) / 2.0
@@ -219,14 +219,14 @@ def bland_altman(y_true, y_pred) -> BlandAltman:
 # Probabilistic predictions: Brier, calibration
 
 
-def brier(y_true, y_prob) -> float:
+def brier(y_true: ArrayLike, y_prob: ArrayLike) -> float:
     """Brier score: mean squared difference between probability and 0/1 outcome."""
     y, p = as_pair(y_true, y_prob, ("y_true", "y_prob"))
     as_binary(y)
     return float(np.mean((p - y) ** 2)) if y.size else math.nan
 
 
-def calibration_curve(y_true, y_prob, n_bins: int = 10) -> dict[str, np.ndarray]:
+def calibration_curve(y_true: ArrayLike, y_prob: ArrayLike, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Reliability curve on quantile bins of the predicted probability.
 
     Returns ``{"prob_pred", "prob_true", "count"}``, one entry per non-empty bin (bins whose
@@ -255,7 +255,7 @@ def calibration_curve(y_true, y_prob, n_bins: int = 10) -> dict[str, np.ndarray]
 # ROC curve, band, operating points
 
 
-def roc_curve(y_true, y_score) -> dict[str, np.ndarray]:
+def roc_curve(y_true: ArrayLike, y_score: ArrayLike) -> dict[str, np.ndarray]:
     """``sklearn.metrics.roc_curve`` (``drop_intermediate=True``): ``{"fpr", "tpr", "thresholds"}``.
 
     The first threshold is ``+inf`` (no item called positive). Empty arrays for a single class.
@@ -271,7 +271,7 @@ def roc_curve(y_true, y_score) -> dict[str, np.ndarray]:
     return {"fpr": fpr, "tpr": tpr, "thresholds": thr}
 
 
-def sensitivity_specificity(y_true, y_score, threshold: float) -> tuple[float, float]:
+def sensitivity_specificity(y_true: ArrayLike, y_score: ArrayLike, threshold: float) -> tuple[float, float]:
     """Sensitivity and specificity calling ``score >= threshold`` positive (sklearn's convention);
     NaN for a class that is absent."""
     y, s = as_pair(y_true, y_score)
@@ -282,7 +282,7 @@ def sensitivity_specificity(y_true, y_score, threshold: float) -> tuple[float, f
     return sens, spec
 
 
-def youden_threshold(y_true, y_score) -> float:
+def youden_threshold(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Threshold maximising Youden's J = sensitivity + specificity − 1 (NaN for a single class).
 
     Ties in J go to the highest threshold (the first on sklearn's curve).
