@@ -44,7 +44,7 @@ EPOCHS = 2 * KILLS + 2  # enough that the random kills rarely let the run finish
 SEED = int(os.environ.get("ECHOCMR_FAULT_SEED", "0"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prepared(tiny_prepared):
     return tiny_prepared  # tests/conftest.py: built once per session
 

@@ -22,7 +22,7 @@ CONTINUOUS = [i for i, n in enumerate(NAMES) if n not in BINARY_TARGETS]
 TINY = ModelConfig(arch="compact", width=4, n_frames=8, period=2)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prepared(tiny_prepared):
     return tiny_prepared  # tests/conftest.py: built once per session
 

@@ -20,12 +20,12 @@ from echocmr.targets import GLOBAL_TARGETS, TARGETS
 SALT = b"test-salt"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cohort(synthetic_cohort):
     return synthetic_cohort  # tests/conftest.py: built once per session
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prepared(prepared_cohort):
     return prepared_cohort
 
@@ -123,7 +123,7 @@ def test_prepare_again_at_another_rate_reingests_rather_than_mixing_rates(cohort
         prepare_dataset(sources, out, PrepareConfig(use_known_views=True, target_fps=float("nan")), salt=SALT)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bundle(tiny_bundle):
     return tiny_bundle
 

@@ -32,7 +32,7 @@ TINY_ARGS = ["--preset", "cpu-demo", "--views", "A4C", "--no-view-classifier", "
              "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prepared(tiny_prepared):
     return tiny_prepared  # tests/conftest.py: built once per session
 
