@@ -81,6 +81,18 @@ def clips_per_s(root: Path, rows: pd.DataFrame, sampling: ClipSampling, uint8: b
     return count / elapsed / max(workers, 1)
 
 
+def items_per_cpu_second(root: Path, rows: pd.DataFrame, sampling: ClipSampling, uint8: bool) -> float:
+    """``__getitem__`` alone in this process, per CPU-second (process_time): a figure other load
+    on a shared machine barely moves."""
+    values = np.zeros((len(rows), 3), np.float32)
+    dataset = ClipDataset(root, rows, values, np.ones_like(values), sampling, {"mean": 80.0, "std": 60.0},
+                          train=True, uint8_output=uint8)
+    t0 = time.process_time()
+    for i in range(len(dataset)):
+        dataset[(7, i)]
+    return len(dataset) / (time.process_time() - t0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=256, help="clips in the cache")
@@ -97,6 +109,10 @@ def main() -> int:
             sampling = ClipSampling(model.n_frames, model.period)
             root = Path(d) / name
             rows = make_cache(root, args.videos, sampling.span + 16)
+            for uint8 in (False, True):
+                rate = items_per_cpu_second(root, rows, sampling, uint8)
+                path = "uint8" if uint8 else "float"
+                print(f"{name:9s} {model.n_frames:4d}fr {path:6s} {'item':>7s} {'warm':5s} {rate:13.0f}  (CPU-s)")
             for workers in args.workers:
                 for uint8 in (False, True):
                     rate = clips_per_s(root, rows, sampling, uint8, workers, args.epochs)
