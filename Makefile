@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/faults.py
 	$(PY) bench/loader.py
 	$(PY) bench/prepare_scale.py
+	$(PY) bench/reduced_decode.py
 	$(PY) bench/gpu_throughput.py
 
 clean:
