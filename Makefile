@@ -49,6 +49,10 @@ bench: $(STAMP)
 	$(PY) bench/predict_cpu.py
 	$(PY) bench/robustness.py
 	$(PY) bench/faults.py
+	$(PY) bench/loader.py
+	$(PY) bench/prepare_scale.py
+	$(PY) bench/reduced_decode.py
+	$(PY) bench/gpu_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, DistributedSampler
 
+from .device_batch import Augmentation, pack_params
 from .errors import ConfigError
 from .prepared import CLIP_SIZE, open_clip
 from .targets import CLASSIFIER_LABELS, CONTINUOUS_TARGETS, MODEL_VIEWS
@@ -149,23 +150,35 @@ def to_tensor(frames: np.ndarray, normalisation: dict[str, float]) -> torch.Tens
     return ((x - normalisation["mean"]) / normalisation["std"]).unsqueeze(0)
 
 
+def draw_augmentation(rng: np.random.Generator) -> Augmentation:
+    """The random zoom, shift, contrast and brightness of one clip (same on every frame)."""
+    size = int(round(CLIP_SIZE * rng.uniform(*AUG_ZOOM)))
+    room = size + 2 * AUG_SHIFT - CLIP_SIZE
+    oy, ox = (int(np.clip(room // 2 + rng.integers(-AUG_SHIFT, AUG_SHIFT + 1), 0, room)) for _ in range(2))
+    return Augmentation(size, oy, ox, float(rng.uniform(*AUG_CONTRAST)),
+                        float(rng.uniform(-AUG_BRIGHTNESS, AUG_BRIGHTNESS)))
+
+
 def augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Same random zoom, translation (pad + crop), contrast and brightness on every frame.
 
     frames: uint8/float (T, 112, 112) -> float32 (T, 112, 112) in grey levels [0, 255].
+    The float path; ``device_batch.augment_on_device`` is the same arithmetic on a batch.
     """
+    return apply_augmentation(frames, draw_augmentation(rng))
+
+
+def apply_augmentation(frames: np.ndarray, aug: Augmentation) -> np.ndarray:
+    """The float path of one drawn augmentation (see ``augment``)."""
     x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-    size = int(round(CLIP_SIZE * rng.uniform(*AUG_ZOOM)))
-    if size != CLIP_SIZE:
-        x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    if aug.size != CLIP_SIZE:
+        x = F.interpolate(x[:, None], size=(aug.size, aug.size), mode="bilinear", align_corners=False)[:, 0]
     canvas = F.pad(x, (AUG_SHIFT,) * 4)
-    room = canvas.shape[-1] - CLIP_SIZE
-    oy, ox = (int(np.clip(room // 2 + rng.integers(-AUG_SHIFT, AUG_SHIFT + 1), 0, room)) for _ in range(2))
-    x = canvas[:, oy:oy + CLIP_SIZE, ox:ox + CLIP_SIZE]
+    x = canvas[:, aug.offset_y:aug.offset_y + CLIP_SIZE, aug.offset_x:aug.offset_x + CLIP_SIZE]
     # numpy's single-threaded pairwise sum: torch's reduction order (hence its last bit) depends on
     # the thread count, which differs between the main process and DataLoader workers.
     mean = float(np.mean(x.numpy(), dtype=np.float64))
-    x = (x - mean) * rng.uniform(*AUG_CONTRAST) + mean + rng.uniform(-AUG_BRIGHTNESS, AUG_BRIGHTNESS)
+    x = (x - mean) * aug.contrast + mean + aug.brightness
     return x.clamp(0, 255).numpy()
 
 
@@ -174,39 +187,50 @@ class ClipDataset(Dataset):
 
     train=True: key ``(epoch, i)`` -> a random window of clip i (+ augmentation).
     train=False: key ``j`` -> window ``j % n_clips`` (evenly spaced) of clip ``j // n_clips``.
+    uint8_output=True: items are ``(frames uint8, params, y, mask, clip)`` and the augmentation and
+    normalisation run on the device (``device_batch``); the same numbers, 4x fewer bytes to move.
     """
 
     def __init__(self, prepared_dir: str | Path, rows: pd.DataFrame, values: np.ndarray, mask: np.ndarray,
                  sampling: ClipSampling, normalisation: dict[str, float], train: bool,
-                 n_clips: int = 1, seed: int = 0, augment: bool = True):
+                 n_clips: int = 1, seed: int = 0, augment: bool = True, uint8_output: bool = False):
         self.prepared_dir = Path(prepared_dir)
         self.clip_ids = [str(c) for c in rows["clip_id"]]
         self.values, self.mask = values, mask
         self.sampling, self.normalisation = sampling, normalisation
         self.train, self.n_clips, self.seed, self.augment = train, max(1, n_clips), seed, augment
+        self.uint8_output = uint8_output
 
     def __len__(self) -> int:
         return len(self.clip_ids) * (1 if self.train else self.n_clips)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple:
+        aug = None
         if self.train:
             epoch, video = key if isinstance(key, tuple) else (0, key)
-            frames = self._train_frames(int(epoch), int(video))
+            rng = np.random.default_rng([self.seed, int(epoch), int(video)])
+            video = int(video)
+            frames = self._train_frames(video, rng)
+            if self.augment:
+                aug = draw_augmentation(rng)
         else:
             assert not isinstance(key, tuple), "evaluation keys are plain indices"
             video, clip = divmod(int(key), self.n_clips)
             array = open_clip(self.prepared_dir, self.clip_ids[video])
             start = eval_starts(len(array), self.sampling, self.n_clips)[clip]
             frames = array[frame_indices(len(array), self.sampling, start)]
-        return (to_tensor(frames, self.normalisation), torch.from_numpy(self.values[video]),
-                torch.from_numpy(self.mask[video]), video)
+        y, mask = torch.from_numpy(self.values[video]), torch.from_numpy(self.mask[video])
+        if self.uint8_output:
+            clip_u8 = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)).unsqueeze(0)
+            return clip_u8, pack_params(self.normalisation, aug), y, mask, video
+        if aug is not None:
+            frames = apply_augmentation(frames, aug)
+        return to_tensor(frames, self.normalisation), y, mask, video
 
-    def _train_frames(self, epoch: int, video: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, epoch, video])
+    def _train_frames(self, video: int, rng: np.random.Generator) -> np.ndarray:
         array = open_clip(self.prepared_dir, self.clip_ids[video])
         start = int(rng.integers(0, max(len(array) - self.sampling.span, 0) + 1))
-        frames = array[frame_indices(len(array), self.sampling, start)]
-        return augment(frames, rng) if self.augment else frames
+        return array[frame_indices(len(array), self.sampling, start)]
 
 
 class EpochSampler(DistributedSampler):

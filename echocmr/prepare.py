@@ -17,10 +17,8 @@ import logging
 import math
 import os
 import secrets
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -84,34 +82,31 @@ def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
             "fps": round(float(clip.fps), 3), "reason": "", "target_fps": target_fps}
 
 
-def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, target_fps: float) -> pd.DataFrame:
+def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, target_fps: float,
+                cluster: str = "") -> pd.DataFrame:
     """Ingest ``files`` (columns key, path) → one record per key, resuming from ingest.jsonl.
 
     A file journalled at another target frame rate (an earlier prepare with another
-    ``--target-fps``) is ingested again: one folder never mixes rates.
+    ``--target-fps``) is ingested again: one folder never mixes rates. ``cluster``: a Dask
+    scheduler address (``echocmr.executor``); the records and clips are the same either way.
     """
+    from .executor import make_executor
+
     journal = out / "ingest.jsonl"
     done = {r["key"]: r for r in read_json_lines(journal) if r.get("target_fps", 0.0) == target_fps}
     todo = [(k, p, str(out / CLIPS_DIR), salt, target_fps)
             for k, p in zip(files["key"], files["path"]) if k not in done]
     (out / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
-    workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
-    if workers == 1 or len(todo) < 4:
-        results: Iterator[dict] = map(_ingest_one, todo)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_ingest_one, todo, chunksize=4)
+    executor = make_executor(workers, cluster, n_items=len(todo))
     try:
-        for record in results:
+        for record in executor.map(_ingest_one, todo):
             append_line(journal, json.dumps(record))
             done[record["key"]] = record
             bar.update()
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown()
+        executor.close()
     return pd.DataFrame([done[k] for k in files["key"]])
 
 
@@ -186,8 +181,11 @@ def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) 
 
 
 def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = PrepareConfig(),
-                    salt: bytes | None = None) -> pd.DataFrame:
-    """Build (or resume building) a prepared dataset in ``out``; returns the manifest."""
+                    salt: bytes | None = None, cluster: str = "") -> pd.DataFrame:
+    """Build (or resume building) a prepared dataset in ``out``; returns the manifest.
+
+    ``cluster``: ingest on the Dask scheduler at this address instead of the local pool (where
+    the work runs is not part of the recipe, so it is not recorded in prepare.json)."""
     if not (math.isfinite(config.target_fps) and config.target_fps >= 0):
         raise ConfigError("target_fps must be 0 (keep each file's frame rate) or a positive number")
     out = Path(out)
@@ -198,7 +196,8 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files["path"] = [str(base / f) for f in files["file"]]
     files["key"] = [_file_key(f, salt) for f in files["file"]]
     paired = files["cmr_id"].notna()
-    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers, float(config.target_fps))
+    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers, float(config.target_fps),
+                          cluster)
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)

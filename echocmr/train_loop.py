@@ -16,9 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .dataset import seed_worker
+from .device_batch import batch_to_model_input
 from .errors import TrainingDiverged
 from .metrics import auroc
-from .models import prepare_input
 from .targets import TARGETS_BY_NAME
 from .train_dist import DistContext, all_reduce_sum
 
@@ -73,9 +73,8 @@ def train_one_epoch(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Op
     """
     model.train()
     result = EpochResult(start.loss_sum, start.count, start.steps, completed=True)
-    for i, (x, y, mask, _) in enumerate(loader):
-        x = prepare_input(x, runtime.device, runtime.channels_last)
-        y, mask = y.to(runtime.device, non_blocking=True), mask.to(runtime.device, non_blocking=True)
+    for i, batch in enumerate(loader):
+        x, y, mask = batch_to_model_input(batch, runtime.device, runtime.channels_last)
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.amp):
             outputs = model(x)
         loss = loss_fn(outputs.float(), y, mask)
@@ -103,15 +102,15 @@ def evaluate(model: nn.Module, loss_fn: LossFn, loader: DataLoader,
     """(mean loss, outputs (N, K) float32 raw logits/values, targets (N, K), mask (N, K))."""
     model.eval()
     outputs, targets, masks, losses, counts = [], [], [], [], []
-    for x, y, mask, _ in loader:
-        x = prepare_input(x, runtime.device, runtime.channels_last)
+    for batch in loader:
+        x, y, mask = batch_to_model_input(batch, runtime.device, runtime.channels_last)
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.amp):
             out = model(x).float()
-        losses.append(loss_fn(out, y.to(runtime.device), mask.to(runtime.device)).item() * len(x))
+        losses.append(loss_fn(out, y, mask).item() * len(x))
         counts.append(len(x))
         outputs.append(out.cpu().numpy())
-        targets.append(y.numpy())
-        masks.append(mask.numpy())
+        targets.append(y.cpu().numpy())
+        masks.append(mask.cpu().numpy())
     if not counts:
         return float("nan"), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return (sum(losses) / sum(counts), np.concatenate(outputs), np.concatenate(targets), np.concatenate(masks))

@@ -97,8 +97,9 @@ def build_task_data(task: Task, config: TrainConfig, data_dir: Path, manifest: p
 
     sampling = ClipSampling(task.model.n_frames, task.model.period)
     train_set = ClipDataset(data_dir, train_rows, *arrays(train_rows), sampling, normalisation, train=True,
-                            seed=config.seed + task.index)
-    val_set = ClipDataset(data_dir, val_rows, *arrays(val_rows), sampling, normalisation, train=False)
+                            seed=config.seed + task.index, uint8_output=True)
+    val_set = ClipDataset(data_dir, val_rows, *arrays(val_rows), sampling, normalisation, train=False,
+                          uint8_output=True)
     return TaskData(train_set, val_set, normalisation, scaling)
 
 

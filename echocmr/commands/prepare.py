@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ecv-pct", type=float, default=33.0, help="ECV abnormal above (%%)")
     p.add_argument("--seed", type=int, default=0, help="patient-level split seed")
     p.add_argument("--workers", type=int, default=0, help="ingestion processes (0: one per core)")
+    p.add_argument("--cluster", default="", metavar="ADDRESS",
+                   help="ingest on a running Dask scheduler (tcp://host:port; pip install 'echocmr[cluster]'); "
+                        "paths must be visible on every worker")
     p.add_argument("--target-fps", type=float, default=0.0,
                    help="resample every clip to this frame rate (default 0: keep each file's own); "
                         "models trained on it resample uploads the same way")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                            t2_abnormal_ms=args.t2_ms, ecv_abnormal_pct=args.ecv_pct),
         seed=args.seed, use_known_views=args.use_known_views, workers=args.workers, target_fps=args.target_fps,
     )
-    manifest = prepare_dataset(sources, args.out, config)
+    manifest = prepare_dataset(sources, args.out, config, cluster=args.cluster)
     counts = manifest["status"].value_counts().to_dict()
     ok = manifest[manifest["status"] == "ok"]
     print(f"prepared {len(ok)} clips from {ok['study'].nunique()} studies of {ok['patient'].nunique()} patients; "
