@@ -1,0 +1,97 @@
+"""Glue between the analyses and their files: run one, write its JSON atomically, read it back.
+
+Each analysis writes ``<name>.json`` = {"kind", "created", "synthetic", "inputs", "rows": [...], …}
+into an analysis folder; the dashboard and README figures read only these files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from ..atomic import atomic_write_json, atomic_write_text
+from . import AnalysisError
+from . import compare as C
+
+MAX_ANALYSIS_JSON_BYTES = 16 * 1024 * 1024
+ANALYSIS_KINDS = ("comparison", "confounders", "learning_curve", "power")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _synthetic(results: Path) -> bool | None:
+    summary = results / "summary.json"
+    if summary.is_file() and summary.stat().st_size < 1 << 20:
+        return json.loads(summary.read_text(encoding="utf-8")).get("synthetic")
+    return None
+
+
+def write_analysis(out: Path, name: str, record: dict, frame=None) -> Path:
+    """Write ``out/<name>.json`` (and ``<name>.csv`` of ``frame``) atomically."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if frame is not None:
+        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
+    return atomic_write_json(out / f"{name}.json", _jsonable(record))
+
+
+def _jsonable(obj):
+    import math
+
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item"):  # numpy scalars
+        return _jsonable(obj.item())
+    return obj
+
+
+def read_analysis(path) -> dict:
+    """One analysis JSON (bounded, kind checked); JSON nulls stay None."""
+    p = Path(path)
+    if not p.is_file():
+        raise AnalysisError("no_analysis", f"no analysis file {p.name!r}")
+    if p.stat().st_size > MAX_ANALYSIS_JSON_BYTES:
+        raise AnalysisError("too_large", f"analysis file over {MAX_ANALYSIS_JSON_BYTES >> 20} MiB")
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("kind") not in ANALYSIS_KINDS or not isinstance(data.get("rows"), list):
+        raise AnalysisError("bad_analysis", f"{p.name!r} is not an EchoCMR analysis file")
+    return data
+
+
+def list_analyses(folder) -> dict[str, Path]:
+    """``{name: path}`` of the analysis files in ``folder`` (empty when there is none)."""
+    f = Path(folder)
+    return {p.stem: p for p in sorted(f.glob("*.json"))} if f.is_dir() else {}
+
+
+def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2000, seed: int = 0,
+                   out=None, level: float = 0.95) -> dict:
+    """``echocmr compare`` as a function: returns the record (and writes it when ``out``)."""
+    results_a = C.results_dir(run_a)
+    pred_a = C.read_predictions(results_a)
+    boot = {"n_bootstrap": n_bootstrap, "seed": seed, "level": level}
+    if run_b is None:
+        rows = C.compare_views(pred_a, **boot)
+        name, title = "compare_views", "Each view (A) vs fused (B)"
+    else:
+        rows = C.compare_bundles(pred_a, C.read_predictions(run_b), ("A", "B"), view=view, **boot)
+        name, title = "compare_runs", f"Run A vs run B, {view} predictions"
+    synthetic = _synthetic(results_a)
+    title += (f" — held-out test set ({'synthetic' if synthetic else 'real' if synthetic is False else 'unknown'}"
+              f" data); ΔAUROC = A − B, {level * 100:g}% patient-bootstrap percentile CI "
+              f"({n_bootstrap} resamples), DeLong p with studies as units")
+    frame = C.comparison_frame(rows)
+    record = {"kind": "comparison", "name": name, "title": title, "created": _now(), "synthetic": synthetic,
+              "inputs": {"a": Path(run_a).name, "b": Path(run_b).name if run_b else None, "view": view},
+              "ci_level": level, "n_bootstrap": n_bootstrap, "seed": seed,
+              "rows": frame.to_dict(orient="records")}
+    if out is not None:
+        write_analysis(Path(out), name, record, frame)
+    return {**record, "table": C.format_comparisons(rows, level)}
