@@ -95,3 +95,56 @@ def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2
     if out is not None:
         write_analysis(Path(out), name, record, frame)
     return {**record, "table": C.format_comparisons(rows, level)}
+
+
+def run_confounders(run, prepared=None, demo: tuple[int, int] | None = None, n_bootstrap: int = 500,
+                    seed: int = 0, out=None, level: float = 0.95) -> dict:
+    """``echocmr analyse confounders`` as a function. Covariates come from ``prepared`` (its
+    manifest) or, for the shipped model, ``demo`` = (n_patients, seed) of the demo cohort."""
+    from ..targets import BINARY_TARGETS, GLOBAL_TARGETS
+    from . import confounders as K
+    from .covariates import covariates_from_manifest, demo_covariates, study_frame
+
+    if (prepared is None) == (demo is None):
+        raise AnalysisError("bad_arguments", "give the prepared dataset (--data) or --demo-cohort, not both")
+    results = C.results_dir(run)
+    covariates = covariates_from_manifest(prepared) if prepared is not None else demo_covariates(*demo)
+    if covariates["lvef_pct"].isna().all():
+        raise AnalysisError("no_lvef", "the CMR reports of this dataset have no lvef_pct column: "
+                                       "re-run echocmr prepare on reports that have one")
+    frame = study_frame(C.read_predictions(results), covariates)
+    targets = [t for t in BINARY_TARGETS if t in GLOBAL_TARGETS]
+    strata, increments = K.confounder_analysis(frame, targets, n_bootstrap, seed, level)
+    synthetic = _synthetic(results)
+    data = "synthetic" if synthetic else "real" if synthetic is False else "unknown"
+    record = {
+        "kind": "confounders", "name": "confounders", "created": _now(), "synthetic": synthetic,
+        "title": (f"Fused model on the held-out test set ({data} data, {frame['study'].nunique()} studies); "
+                  f"{level * 100:g}% patient-bootstrap percentile CIs ({n_bootstrap} resamples); "
+                  "incremental value: nested logistic regressions fitted on the test studies, "
+                  "likelihood-ratio test of the echo logit, ΔAUROC refitted on every resample"),
+        "inputs": {"run": Path(run).name, "covariates": "prepared manifest" if prepared is not None else "demo cohort"},
+        "ci_level": level, "n_bootstrap": n_bootstrap, "seed": seed,
+        "rows": K.as_frame(strata).to_dict(orient="records"),
+        "incremental": K.as_frame(increments).to_dict(orient="records"),
+    }
+    record = _jsonable(record)
+    if out is not None:
+        write_analysis(Path(out), "confounders", record)
+    return record
+
+
+def format_confounders(record: dict) -> str:
+    """Both confounder tables as text."""
+    lines = [record["title"], "", f"{'target':<14}{'stratum':<16}{'n':>5}{'pos':>5}  AUROC (CI)"]
+    for r in record["rows"]:
+        ci = "" if r["ci_low"] is None else f" ({r['ci_low']:.3f}–{r['ci_high']:.3f})"
+        auc = "—" if r["auroc"] is None else f"{r['auroc']:.3f}"
+        lines.append(f"{r['target']:<14}{r['stratum']:<16}{r['n_studies']:>5}{r['n_positive']:>5}  {auc}{ci} {r['note']}")
+    lines += ["", f"{'target':<14}{'echo model added to':<30}{'AUROC cov':>10}{'+echo':>8}  "
+                  f"{'ΔAUROC (CI)':<28}{'LR χ²':>8}{'p':>9}"]
+    for r in record["incremental"]:
+        ci = "" if r["ci_low"] is None else f" ({r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
+        lines.append(f"{r['target']:<14}{r['covariates']:<30}{r['auroc_covariates']:>10.3f}{r['auroc_combined']:>8.3f}  "
+                     f"{r['delta']:+.3f}{ci:<22}{r['lr_statistic']:>8.2f}{r['lr_p']:>9.3g}")
+    return "\n".join(lines)
