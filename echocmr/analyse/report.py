@@ -148,3 +148,51 @@ def format_confounders(record: dict) -> str:
         lines.append(f"{r['target']:<14}{r['covariates']:<30}{r['auroc_covariates']:>10.3f}{r['auroc_combined']:>8.3f}  "
                      f"{r['delta']:+.3f}{ci:<22}{r['lr_statistic']:>8.2f}{r['lr_p']:>9.3g}")
     return "\n".join(lines)
+
+
+def _curve_title(kind: str, config) -> str:
+    from ..config import EvalConfig
+
+    return (f"{kind}: held-out test AUROC of the fused {'+'.join(config.views)} model with "
+            f"{EvalConfig().ci_level * 100:g}% patient-bootstrap percentile CIs ({config.n_bootstrap} resamples); "
+            f"{config.preset} preset, synthetic data")
+
+
+def run_learning_curve(prepared, out, fractions, config, work=None, keep_work: bool = False) -> dict:
+    """``echocmr analyse learning-curve`` as a function: cells, then ``learning_curve.json``."""
+    from dataclasses import asdict
+
+    from ..prepare import read_prepare_json
+    from .curves import learning_curve, long_rows
+
+    records = learning_curve(prepared, out, fractions, config, work, keep_work)
+    frame = long_rows(records, ("fraction", "n_train_patients"))
+    synthetic = read_prepare_json(Path(prepared)).get("synthetic")
+    title = _curve_title("Learning curve", config)
+    if not synthetic:
+        title = title.replace("synthetic data", "real data" if synthetic is False else "data of unknown origin")
+    record = {"kind": "learning_curve", "name": "learning_curve", "created": _now(), "synthetic": synthetic,
+              "title": title, "inputs": {"data": Path(prepared).name, "fractions": sorted(fractions)},
+              "config": asdict(config), "rows": frame.to_dict(orient="records")}
+    write_analysis(Path(out), "learning_curve", record, frame)
+    return _jsonable(record)
+
+
+def run_power(out, signals, sizes, config, target: str = "t1_abnormal", work=None, keep_work: bool = False) -> dict:
+    """``echocmr analyse power`` as a function: cells, then ``power.json`` with the smallest
+    detected signal per cohort size."""
+    from dataclasses import asdict
+
+    from .curves import long_rows, power_grid, smallest_detected
+
+    records = power_grid(out, signals, sizes, config, work, keep_work)
+    frame = long_rows(records, ("n_patients", "signal"))
+    smallest = smallest_detected(frame, target) if not frame.empty else {}
+    record = {"kind": "power", "name": "power", "created": _now(), "synthetic": True,
+              "title": _curve_title("Detectable tissue signal", config) + (
+                  f"; detected = the {target} AUROC interval lies above 0.5"),
+              "inputs": {"signals": sorted(signals), "sizes": sorted(sizes), "target": target},
+              "config": asdict(config), "smallest_detected": {str(k): v for k, v in smallest.items()},
+              "rows": frame.to_dict(orient="records")}
+    write_analysis(Path(out), "power", record, frame)
+    return _jsonable(record)
