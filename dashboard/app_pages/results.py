@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import analyses_view
 import charts
 import tables
 import ui
@@ -44,7 +45,8 @@ ui.banner(summary.get("synthetic", False), "evaluation")
 st.caption(f"{summary.get('n_test_studies', '—')} held-out test studies · 95 % CIs from "
            f"{summary.get('n_bootstrap', '—')} bootstrap resamples by {summary.get('resample_unit', 'patient')}")
 
-table, roc, continuous, calibration = st.tabs(["Table 2", "ROC curves", "T1 · T2 · ECV", "Calibration"])
+table, roc, continuous, calibration, analyses = st.tabs(
+    ["Table 2", "ROC curves", "T1 · T2 · ECV", "Calibration", "Is the signal real?"])
 with table:
     ours = table2_frame(res.metrics)
     st.markdown("**This model** (AUROC; MAE in ms or %; 95 % CI)")
@@ -72,4 +74,6 @@ with calibration:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.calibration, t)]
     target = st.selectbox("Finding", shown, format_func=ui.target_label, key="cal-target")
     ui.show_figure(charts.calibration_figure(res, target), f"calibration-{target}")
+with analyses:
+    analyses_view.render(path, choices)
 ui.research_note()

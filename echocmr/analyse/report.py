@@ -92,6 +92,7 @@ def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2
               "inputs": {"a": Path(run_a).name, "b": Path(run_b).name if run_b else None, "view": view},
               "ci_level": level, "n_bootstrap": n_bootstrap, "seed": seed,
               "rows": frame.to_dict(orient="records")}
+    record = _jsonable(record)
     if out is not None:
         write_analysis(Path(out), name, record, frame)
     return {**record, "table": C.format_comparisons(rows, level)}
