@@ -55,7 +55,7 @@ class IncrementalValue:
     n_studies: int
     n_positive: int
     auroc_echo: float
-    auroc_covariates: float
+    auroc_covariates: float  # in-sample (fitted on these studies): optimistic, see the _cv columns
     auroc_combined: float
     delta: float
     ci_low: float
@@ -63,7 +63,24 @@ class IncrementalValue:
     lr_statistic: float
     lr_df: int
     lr_p: float
+    auroc_covariates_cv: float = math.nan  # 5-fold cross-validated by patient: out-of-sample
+    auroc_combined_cv: float = math.nan
     note: str = ""
+
+
+CV_FOLDS = 5
+
+
+def cross_validated_scores(x: np.ndarray, y: np.ndarray, patients: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Out-of-fold linear predictions of the logistic model, folds drawn by patient."""
+    codes = np.unique(patients, return_inverse=True)[1]
+    fold_of = np.random.default_rng(seed).permutation(codes.max() + 1) % CV_FOLDS
+    out = np.full(len(y), np.nan)
+    for fold in range(CV_FOLDS):
+        test = fold_of[codes] == fold
+        if test.any() and len(np.unique(y[~test])) == 2:
+            out[test] = fit_logistic(x[~test], y[~test]).linear(x[test])
+    return out
 
 
 def _stratum_rows(frame: pd.DataFrame, stratum: str) -> pd.DataFrame:
@@ -146,9 +163,13 @@ def incremental_value(frame: pd.DataFrame, target: str, name: str, columns: tupl
         deltas = np.array([_delta_auc(x_base, x_full, y, c) for c in counts])
         iv = M.percentile_interval(deltas, level)
         low, high = iv.low, iv.high
-    label = name.replace(" + WMA", "") if target == "wma" else name
-    return IncrementalValue(target, label, len(rows), int(y.sum()), M.auroc(y, rows["score"]), auc_base,
-                            auc_full, auc_full - auc_base, low, high, lr.statistic, lr.df, lr.p_value, note)
+    if target == "wma":
+        note = "; ".join(filter(None, ["WMA left out of the covariates (it is the finding)", note]))
+    patients = rows["patient"].to_numpy()
+    cv = [M.auroc(y, cross_validated_scores(x, y, patients, seed)) for x in (x_base, x_full)]
+    return IncrementalValue(target, name, len(rows), int(y.sum()), M.auroc(y, rows["score"]), auc_base,
+                            auc_full, auc_full - auc_base, low, high, lr.statistic, lr.df, lr.p_value,
+                            cv[0], cv[1], note)
 
 
 def confounder_analysis(frame: pd.DataFrame, targets: list[str], n_bootstrap: int = 500, seed: int = 0,

@@ -54,7 +54,10 @@ def comparison_figure(record: dict) -> go.Figure:
 def strata_figure(record: dict) -> go.Figure:
     """AUROC of each finding within each stratum (confounder analysis)."""
     fig = go.Figure()
-    strata = list(dict.fromkeys(r["stratum"] for r in record["rows"]))
+    from .confounders import STRATA
+
+    present = {r["stratum"] for r in record["rows"]}
+    strata = [s for s in STRATA if s in present]
     for colour, stratum in zip(COLOURS, strata):
         rows = [r for r in record["rows"] if r["stratum"] == stratum and r["auroc"] is not None]
         fig.add_scatter(x=[_label(r["target"]) for r in rows], y=[r["auroc"] for r in rows], mode="markers",
@@ -67,9 +70,9 @@ def strata_figure(record: dict) -> go.Figure:
 def incremental_figure(record: dict) -> go.Figure:
     """ΔAUROC of adding the echo model to the covariate models, with LR-test p in the hover."""
     fig = go.Figure()
-    sets = list(dict.fromkeys(r["covariates"].replace("LVEF + WMA", "LVEF (+ WMA)") for r in record["incremental"]))
+    sets = list(dict.fromkeys(r["covariates"] for r in record["incremental"]))
     for colour, name in zip(COLOURS, sets):
-        rows = [r for r in record["incremental"] if r["covariates"].replace("LVEF + WMA", "LVEF (+ WMA)") == name]
+        rows = [r for r in record["incremental"] if r["covariates"] == name]
         fig.add_scatter(x=[r["delta"] for r in rows], y=[_label(r["target"]) for r in rows], mode="markers",
                         error_x=_bars(rows, "delta"), name=f"echo added to {name}",
                         hovertext=[f"LR χ² {r['lr_statistic']:.2f}, p = {r['lr_p']:.3g}" for r in rows],

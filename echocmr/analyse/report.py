@@ -135,6 +135,10 @@ def run_confounders(run, prepared=None, demo: tuple[int, int] | None = None, n_b
     return record
 
 
+def _num(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
 def format_confounders(record: dict) -> str:
     """Both confounder tables as text."""
     lines = [record["title"], "", f"{'target':<14}{'stratum':<16}{'n':>5}{'pos':>5}  AUROC (CI)"]
@@ -142,12 +146,14 @@ def format_confounders(record: dict) -> str:
         ci = "" if r["ci_low"] is None else f" ({r['ci_low']:.3f}–{r['ci_high']:.3f})"
         auc = "—" if r["auroc"] is None else f"{r['auroc']:.3f}"
         lines.append(f"{r['target']:<14}{r['stratum']:<16}{r['n_studies']:>5}{r['n_positive']:>5}  {auc}{ci} {r['note']}")
-    lines += ["", f"{'target':<14}{'echo model added to':<30}{'AUROC cov':>10}{'+echo':>8}  "
-                  f"{'ΔAUROC (CI)':<28}{'LR χ²':>8}{'p':>9}"]
+    lines += ["", "AUROC of the covariate model without / with the echo logit: in-sample, and [5-fold "
+                  "cross-validated by patient]", f"{'target':<14}{'echo model added to':<30}{'AUROC cov':>10}{'+echo':>8}  "
+                  f"{'ΔAUROC (CI)':<28}{'LR χ²':>8}{'p':>9}  {'[CV cov, +echo]'}"]
     for r in record["incremental"]:
         ci = "" if r["ci_low"] is None else f" ({r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
         lines.append(f"{r['target']:<14}{r['covariates']:<30}{r['auroc_covariates']:>10.3f}{r['auroc_combined']:>8.3f}  "
-                     f"{r['delta']:+.3f}{ci:<22}{r['lr_statistic']:>8.2f}{r['lr_p']:>9.3g}")
+                     f"{r['delta']:+.3f}{ci:<22}{r['lr_statistic']:>8.2f}{r['lr_p']:>9.3g}  "
+                     f"[{_num(r['auroc_covariates_cv'])}, {_num(r['auroc_combined_cv'])}]")
     return "\n".join(lines)
 
 
