@@ -25,7 +25,7 @@ def _bars(rows: list[dict], value: str) -> dict:
     return dict(type="data", symmetric=False, array=plus, arrayminus=minus)
 
 
-def _wrap(text: str, width: int = 110) -> str:
+def _wrap(text: str, width: int = 140) -> str:
     import textwrap
 
     return "<br>".join(textwrap.wrap(text, width))
@@ -33,7 +33,7 @@ def _wrap(text: str, width: int = 110) -> str:
 
 def _layout(fig: go.Figure, title: str, subtitle: str, **kwargs) -> go.Figure:
     kwargs.setdefault("height", HEIGHT)
-    fig.update_layout(title=dict(text=f"{title}<br><sup>{_wrap(subtitle)}</sup>"), margin=dict(t=110), **kwargs)
+    fig.update_layout(title=dict(text=f"{title}<br><sup>{_wrap(subtitle)}</sup>"), margin=dict(t=165), **kwargs)
     return fig
 
 
@@ -74,7 +74,7 @@ def incremental_figure(record: dict) -> go.Figure:
     for colour, name in zip(COLOURS, sets):
         rows = [r for r in record["incremental"] if r["covariates"] == name]
         fig.add_scatter(x=[r["delta"] for r in rows], y=[_label(r["target"]) for r in rows], mode="markers",
-                        error_x=_bars(rows, "delta"), name=f"echo added to {name}",
+                        error_x=_bars(rows, "delta"), name=f"echo added to {name}", orientation="h",
                         hovertext=[f"LR χ² {r['lr_statistic']:.2f}, p = {r['lr_p']:.3g}" for r in rows],
                         marker=dict(size=9, color=colour))
     fig.add_vline(x=0, line_dash="dot", line_color="#9AA5B1")
