@@ -13,6 +13,7 @@ import streamlit as st
 import ui
 from echocmr.analyse import AnalysisError
 from echocmr.analyse.figures import figures_for
+from echocmr.analyse.launch import RUN_ANALYSES, analysis_log, cells_done, power_folder, start_analysis, start_power
 from echocmr.analyse.report import list_analyses, read_analysis, run_comparison
 
 HOW_TO = """Nothing precomputed for these results yet. From a terminal:
@@ -82,7 +83,71 @@ def precomputed(results_path: str) -> None:
                 st.dataframe(pd.DataFrame(record["incremental"]).round(3), hide_index=True, width="stretch")
 
 
+def power_results() -> None:
+    """The power grid launched on this machine (not tied to a model), when there is one."""
+    from echocmr.config import data_home
+
+    path = power_folder(data_home()) / "power.json"
+    if path.is_file():
+        st.subheader("Detectable tissue signal (power grid run on this machine)")
+        _show_record(read_analysis(path), "power-home")
+
+
 def render(results_path: str, choices: dict[str, str]) -> None:
     """The whole tab for the results folder ``results_path`` (``choices``: label → results folder)."""
     comparisons(results_path, choices)
     precomputed(results_path)
+    power_results()
+
+
+# ---------------------------------------------------------------- launching (Train page)
+
+def _job_panel(log: Path, cells_folder: Path | None) -> None:
+    from echocmr import runs
+
+    job = runs.job_status(log)
+    if job.state == "none":
+        return
+    done = f" · {cells_done(cells_folder)} cells finished" if cells_folder is not None else ""
+    st.markdown(f"{log.stem.replace('analysis-', '').capitalize()}: {ui.state_badge(job.state)}{done}")
+    if job.state in ("running", "failed", "interrupted"):
+        st.code(job.log_tail or "…", language=None)
+
+
+def train_panel(run_dir: Path, home: Path) -> None:
+    """Launch and watch a run's analyses and the power grid; results appear on the Results page."""
+    with st.expander("Is the signal real? Analyses (results on the Results page)"):
+        evaluated = (run_dir / "results" / "predictions.csv").is_file()
+        st.caption("Confounders: under a minute. Learning curve: trains one view (A4C, cpu-demo) at 25, 50 and "
+                   "100 % of the training patients, ≈ 12 min for a 400-patient data set on 2 cores. "
+                   "Both resume if launched again." + ("" if evaluated else " Evaluate the run first."))
+        c1, c2 = st.columns(2)
+        for column, kind in zip((c1, c2), RUN_ANALYSES):
+            running = ui_running(analysis_log(run_dir, kind))
+            if column.button(f"Run {kind.replace('-', ' ')}", disabled=not evaluated or running, key=f"an-{kind}",
+                             icon=":material/query_stats:"):
+                start_analysis(run_dir, kind)
+        watch(run_dir, home)
+        st.markdown("**Detectable tissue signal** (new synthetic cohorts; not tied to this run). "
+                    "≈ 2.4 min per 100 patients per cell; 4 signals × 100, 200, 400 patients ≈ 70 min.")
+        with st.form("power"):
+            signals = st.text_input("Planted tissue_signal values", "0,0.25,0.5,1")
+            sizes = st.text_input("Cohort sizes (patients)", "100,200,400")
+            if st.form_submit_button("Run power grid", icon=":material/science:"):
+                try:
+                    start_power(home, [float(v) for v in signals.split(",")], [int(v) for v in sizes.split(",")])
+                except ValueError:
+                    st.error("Give comma-separated numbers.")
+
+
+def ui_running(log: Path) -> bool:
+    from echocmr import runs
+
+    return runs.job_status(log).state == "running"
+
+
+@st.fragment(run_every=3)
+def watch(run_dir: Path, home: Path) -> None:
+    _job_panel(analysis_log(run_dir, "confounders"), None)
+    _job_panel(analysis_log(run_dir, "learning-curve"), run_dir / "results" / "analyses")
+    _job_panel(power_folder(home).parent / "power.log", power_folder(home))

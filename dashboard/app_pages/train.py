@@ -4,6 +4,7 @@ import dataclasses
 
 import streamlit as st
 
+import analyses_view
 import charts
 import ui
 from echocmr import runs
@@ -129,3 +130,4 @@ if st.session_state.get("run") not in by_name:
 name = st.selectbox("Run", list(by_name), key="run", format_func=lambda n: (
     f"{n} — {by_name[n].state}, started {ui.when(by_name[n].started)}"))
 live(by_name[name].path)
+analyses_view.train_panel(by_name[name].path, home)
