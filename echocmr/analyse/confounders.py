@@ -141,11 +141,13 @@ def _delta_auc(x_base: np.ndarray, x_full: np.ndarray, y: np.ndarray, weights: n
 
 
 def incremental_value(frame: pd.DataFrame, target: str, name: str, columns: tuple[str, ...],
-                      n_bootstrap: int = 500, seed: int = 0, level: float = 0.95) -> IncrementalValue | None:
+                      n_bootstrap: int = 500, seed: int = 0) -> IncrementalValue | None:
     """Likelihood-ratio test and ΔAUROC of adding the echo logit to the ``columns`` model.
 
     ``None`` when a covariate is missing from every study (e.g. no wall thickness reported).
+    Interval at EvalConfig's level (95 %).
     """
+    level = EvalConfig().ci_level
     columns = tuple(c for c in columns if not (c == "wma" and target == "wma"))
     rows = frame.dropna(subset=[*columns, "y", "score"])
     if not len(rows) or any(rows[c].nunique() < 2 for c in columns):
@@ -172,8 +174,10 @@ def incremental_value(frame: pd.DataFrame, target: str, name: str, columns: tupl
                             cv[0], cv[1], note)
 
 
-def confounder_analysis(frame: pd.DataFrame, targets: list[str], n_bootstrap: int = 500, seed: int = 0,
-                        level: float = 0.95) -> tuple[list[StratumAuroc], list[IncrementalValue]]:
+def confounder_analysis(frame: pd.DataFrame, targets: list[str], n_bootstrap: int = 500,
+                        seed: int = 0) -> tuple[list[StratumAuroc], list[IncrementalValue]]:
+    """Intervals at EvalConfig's level (95 %)."""
+    level = EvalConfig().ci_level
     """Strata and incremental value for each of ``targets``; ``frame`` has a ``target`` column
     and the per-study columns of the module docstring."""
     strata, increments = [], []
@@ -183,7 +187,7 @@ def confounder_analysis(frame: pd.DataFrame, targets: list[str], n_bootstrap: in
             continue
         strata += stratum_aurocs(rows, target, n_bootstrap, seed, level)
         for name, columns in COVARIATE_SETS.items():
-            inc = incremental_value(rows, target, name, columns, n_bootstrap, seed, level)
+            inc = incremental_value(rows, target, name, columns, n_bootstrap, seed)
             if inc is not None:
                 increments.append(inc)
     return strata, increments

@@ -48,6 +48,7 @@ class CurveConfig:
     # Power cohorts hold out 30 % for testing: the interval on the held-out AUROC decides detection.
     split_fractions: tuple[float, float, float] = (0.6, 0.1, 0.3)
     workers: int = 0  # synth / prepare processes (0: all cores)
+    keep_work: bool = False  # keep each cell's cohort, clips and run after its record is written
 
 
 def train_config(config: CurveConfig) -> TrainConfig:
@@ -138,7 +139,7 @@ def training_patients(prepared: Path, seed: int) -> list[str]:
 
 
 def learning_curve(prepared, out, fractions: list[float], config: CurveConfig = CurveConfig(),
-                   work=None, keep_work: bool = False) -> list[dict]:
+                   work=None) -> list[dict]:
     """Train at each fraction of the training patients; one record per fraction."""
     prepared, out = Path(prepared), Path(out)
     work = Path(work) if work else out / "work"
@@ -155,7 +156,7 @@ def learning_curve(prepared, out, fractions: list[float], config: CurveConfig = 
             rows = train_and_evaluate(data, cell_work, config)
             return {"fraction": fraction, "n_train_patients": len(keep), "rows": rows}
 
-        records.append(_run_cell(out, cell, cell_work, compute, keep_work))
+        records.append(_run_cell(out, cell, cell_work, compute, config.keep_work))
     _remove_if_empty(work)
     return records
 
@@ -180,7 +181,7 @@ def power_cell(n_patients: int, signal: float, work: Path, config: CurveConfig) 
 
 
 def power_grid(out, signals: list[float], sizes: list[int], config: CurveConfig = CurveConfig(),
-               work=None, keep_work: bool = False) -> list[dict]:
+               work=None) -> list[dict]:
     """Every (size, signal) cell, smallest cohorts first; one record per cell."""
     out = Path(out)
     work = Path(work) if work else out / "work"
@@ -191,7 +192,8 @@ def power_grid(out, signals: list[float], sizes: list[int], config: CurveConfig 
         for s in sorted(signals):
             cell = f"power_n{n}_s{s:g}"
             records.append(_run_cell(out, cell, work / cell,
-                                     lambda n=n, s=s, cell=cell: power_cell(n, s, work / cell, config), keep_work))
+                                     lambda n=n, s=s, cell=cell: power_cell(n, s, work / cell, config),
+                                     config.keep_work))
     _remove_if_empty(work)
     return records
 

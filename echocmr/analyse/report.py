@@ -18,6 +18,12 @@ MAX_ANALYSIS_JSON_BYTES = 16 * 1024 * 1024
 ANALYSIS_KINDS = ("comparison", "confounders", "learning_curve", "power")
 
 
+def _level() -> float:
+    from ..config import EvalConfig
+
+    return EvalConfig().ci_level
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -72,8 +78,10 @@ def list_analyses(folder) -> dict[str, Path]:
 
 
 def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2000, seed: int = 0,
-                   out=None, level: float = 0.95) -> dict:
-    """``echocmr compare`` as a function: returns the record (and writes it when ``out``)."""
+                   out=None) -> dict:
+    """``echocmr compare`` as a function: returns the record (and writes it when ``out``).
+    Intervals at EvalConfig's level (95 %)."""
+    level = _level()
     results_a = C.results_dir(run_a)
     pred_a = C.read_predictions(results_a)
     boot = {"n_bootstrap": n_bootstrap, "seed": seed, "level": level}
@@ -99,13 +107,14 @@ def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2
 
 
 def run_confounders(run, prepared=None, demo: tuple[int, int] | None = None, n_bootstrap: int = 500,
-                    seed: int = 0, out=None, level: float = 0.95) -> dict:
+                    seed: int = 0, out=None) -> dict:
     """``echocmr analyse confounders`` as a function. Covariates come from ``prepared`` (its
     manifest) or, for the shipped model, ``demo`` = (n_patients, seed) of the demo cohort."""
     from ..targets import BINARY_TARGETS, GLOBAL_TARGETS
     from . import confounders as K
     from .covariates import covariates_from_manifest, demo_covariates, study_frame
 
+    level = _level()
     if (prepared is None) == (demo is None):
         raise AnalysisError("bad_arguments", "give the prepared dataset (--data) or --demo-cohort, not both")
     results = C.results_dir(run)
@@ -115,7 +124,7 @@ def run_confounders(run, prepared=None, demo: tuple[int, int] | None = None, n_b
                                        "re-run echocmr prepare on reports that have one")
     frame = study_frame(C.read_predictions(results), covariates)
     targets = [t for t in BINARY_TARGETS if t in GLOBAL_TARGETS]
-    strata, increments = K.confounder_analysis(frame, targets, n_bootstrap, seed, level)
+    strata, increments = K.confounder_analysis(frame, targets, n_bootstrap, seed)
     synthetic = _synthetic(results)
     data = "synthetic" if synthetic else "real" if synthetic is False else "unknown"
     record = {
@@ -165,14 +174,14 @@ def _curve_title(kind: str, config) -> str:
             f"{config.preset} preset, synthetic data")
 
 
-def run_learning_curve(prepared, out, fractions, config, work=None, keep_work: bool = False) -> dict:
+def run_learning_curve(prepared, out, fractions, config, work=None) -> dict:
     """``echocmr analyse learning-curve`` as a function: cells, then ``learning_curve.json``."""
     from dataclasses import asdict
 
     from ..prepare import read_prepare_json
     from .curves import learning_curve, long_rows
 
-    records = learning_curve(prepared, out, fractions, config, work, keep_work)
+    records = learning_curve(prepared, out, fractions, config, work)
     frame = long_rows(records, ("fraction", "n_train_patients"))
     synthetic = read_prepare_json(Path(prepared)).get("synthetic")
     title = _curve_title("Learning curve", config)
@@ -185,14 +194,14 @@ def run_learning_curve(prepared, out, fractions, config, work=None, keep_work: b
     return _jsonable(record)
 
 
-def run_power(out, signals, sizes, config, target: str = "t1_abnormal", work=None, keep_work: bool = False) -> dict:
+def run_power(out, signals, sizes, config, target: str = "t1_abnormal", work=None) -> dict:
     """``echocmr analyse power`` as a function: cells, then ``power.json`` with the smallest
     detected signal per cohort size."""
     from dataclasses import asdict
 
     from .curves import long_rows, power_grid, smallest_detected
 
-    records = power_grid(out, signals, sizes, config, work, keep_work)
+    records = power_grid(out, signals, sizes, config, work)
     frame = long_rows(records, ("n_patients", "signal"))
     smallest = smallest_detected(frame, target) if not frame.empty else {}
     record = {"kind": "power", "name": "power", "created": _now(), "synthetic": True,

@@ -85,7 +85,7 @@ def _curve_config(args, **extra):
         raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     return CurveConfig(preset=args.preset, views=tuple(v.strip() for v in args.views.split(",")),
                        epochs=args.epochs, max_train_clips=args.max_train_clips, n_bootstrap=args.n_bootstrap,
-                       seed=args.seed, **extra)
+                       seed=args.seed, keep_work=args.keep_work, **extra)
 
 
 def register_curves(sub) -> None:
@@ -115,7 +115,7 @@ def register_curves(sub) -> None:
 def run_learning_curve(args) -> int:
     from ..analyse.report import run_learning_curve as run
 
-    record = run(args.data, args.out, _floats(args.fractions), _curve_config(args), args.work, args.keep_work)
+    record = run(args.data, args.out, _floats(args.fractions), _curve_config(args), args.work)
     print(record["title"])
     for r in record["rows"]:
         print(f"  {r['n_train_patients']:>5} patients  {r['target']:<13} AUROC {r['auroc']}  "
@@ -129,7 +129,7 @@ def run_power(args) -> int:
     rows, cols = (int(v) for v in _floats(args.native_size))
     config = _curve_config(args, native_size=(rows, cols), workers=args.workers)
     sizes = [int(v) for v in _floats(args.patients)]
-    record = run(args.out, _floats(args.signal), sizes, config, args.target, args.work, args.keep_work)
+    record = run(args.out, _floats(args.signal), sizes, config, args.target, args.work)
     print(record["title"])
     for n, s in record["smallest_detected"].items():
         print(f"  {n:>5} patients: smallest detected signal {'none' if s is None else s}")
