@@ -107,3 +107,14 @@ def test_confounders_cli_on_the_shipped_bundle(tmp_path, capsys):
     assert not any(r["target"] == "wma" and r["stratum"] == "WMA-negative" for r in record["rows"])
     assert all(math.isfinite(r["auroc"]) for r in record["rows"] if r["target"] == "wma")
     assert main(["analyse", "confounders", "--run", "checkpoints/default"]) == 2
+
+
+def test_report_labels_carry_optional_covariates():
+    from echocmr import labels as lab
+    from echocmr.config import LabelConfig
+
+    reports = pd.DataFrame(cmr_rows(generate_patients(SynthConfig(n_patients=5, seed=2)))).replace("", np.nan)
+    with_them = lab.report_labels(reports, LabelConfig())
+    assert with_them["lvef_pct"].notna().all() and with_them["wall_thickness_mm"].between(5, 30).all()
+    without = lab.report_labels(reports.drop(columns=["lvef_pct", "wall_thickness_mm"]), LabelConfig())
+    assert without["lvef_pct"].isna().all() and without["wall_thickness_mm"].isna().all()
