@@ -16,6 +16,9 @@ from .targets import MODEL_VIEWS, N_SEGMENTS, TARGETS, VIEW_SEGMENTS
 WMA_COLUMNS = [f"wma_{s}" for s in range(1, N_SEGMENTS + 1)]
 LGE_COLUMNS = [f"lge_{s}" for s in range(1, N_SEGMENTS + 1)]
 REPORT_COLUMNS = ["cmr_id", "patient_id", "cmr_date", *WMA_COLUMNS, *LGE_COLUMNS, "t1_ms", "t2_ms", "ecv_pct"]
+# Optional report columns carried into the manifest as they are (confounder analyses, never
+# model targets): an export without them gets empty columns.
+COVARIATE_COLUMNS = ["lvef_pct", "wall_thickness_mm"]
 INDEX_COLUMNS = ["patient_id", "study_id", "study_date", "file"]
 TARGET_NAMES = [t.name for t in TARGETS]
 
@@ -68,6 +71,9 @@ def report_labels(reports: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:
         columns = [s - 1 for s in VIEW_SEGMENTS[view]]
         out[f"wma_view@{view}"] = wma[:, columns].any(axis=1).astype(float)
         out[f"lge_view@{view}"] = lge[:, columns].any(axis=1).astype(float)
+    for column in COVARIATE_COLUMNS:
+        raw = reports[column] if column in reports.columns else pd.Series(np.nan, index=reports.index)
+        out[column] = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     return out
 
 

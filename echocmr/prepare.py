@@ -176,7 +176,7 @@ def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) 
     splits = lab.assign_splits(files["patient"], config.split_fractions, config.seed)
     files["split"] = files["patient"].map(splits)
     with_targets = lab.clip_targets(files, labels)
-    columns = MANIFEST_BASE + [t.name for t in TARGETS]
+    columns = MANIFEST_BASE + [t.name for t in TARGETS] + lab.COVARIATE_COLUMNS
     return with_targets.reindex(columns=columns)
 
 

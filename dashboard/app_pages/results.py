@@ -8,7 +8,7 @@ from echocmr.config import EvalConfig
 from echocmr.results import read_results
 from echocmr.table2 import PAPER_RESULTS, table2_frame
 from echocmr.targets import BINARY_TARGETS, CONTINUOUS_TARGETS
-from echocmr_app import charts, formatting, layout, loaders, study_tables
+from echocmr_app import analyses_view, charts, formatting, layout, loaders, study_tables
 
 PUBLISHED = "published (Sahashi et al. 2024, real patients)"
 
@@ -43,7 +43,8 @@ layout.banner(summary.get("synthetic", False), "evaluation")
 st.caption(f"{summary.get('n_test_studies', '—')} held-out test studies · 95 % CIs from "
            f"{summary.get('n_bootstrap', '—')} bootstrap resamples by {summary.get('resample_unit', 'patient')}")
 
-table, roc, continuous, calibration = st.tabs(["Table 2", "ROC curves", "T1 · T2 · ECV", "Calibration"])
+table, roc, continuous, calibration, analyses = st.tabs(
+    ["Table 2", "ROC curves", "T1 · T2 · ECV", "Calibration", "Is the signal real?"])
 with table:
     ours = table2_frame(res.metrics)
     st.markdown("**This model** (AUROC; MAE in ms or %; 95 % CI)")
@@ -71,4 +72,6 @@ with calibration:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.calibration, t)]
     target = st.selectbox("Finding", shown, format_func=formatting.target_label, key="cal-target")
     layout.show_figure(charts.calibration_figure(res, target), f"calibration-{target}")
+with analyses:
+    analyses_view.render(path, choices)
 layout.research_note()

@@ -8,7 +8,7 @@ from echocmr import processes, run_control
 from echocmr.config import PRESETS, data_home, preset
 from echocmr.errors import EchoCMRError
 from echocmr.targets import MODEL_VIEWS
-from echocmr_app import charts, formatting, layout, loaders, study_cache
+from echocmr_app import analyses_view, charts, formatting, layout, loaders, study_cache
 
 st.title("Train a model")
 home, runs_dir = data_home(), loaders.runs_dir()
@@ -133,3 +133,4 @@ if st.session_state.get("run") not in by_name:
 name = st.selectbox("Run", list(by_name), key="run", format_func=lambda n: (
     f"{n} — {by_name[n].state}, started {formatting.when(by_name[n].started)}"))
 live(by_name[name].path)
+analyses_view.train_panel(by_name[name].path, home)

@@ -102,6 +102,7 @@ class Cmr:
     t2_ms: float
     ecv_pct: float
     lvef_pct: float
+    wall_thickness_mm: float  # maximal end-diastolic LV wall thickness
 
 
 @dataclass(frozen=True)
@@ -365,8 +366,18 @@ def _views(rng: np.random.Generator, other_view_fraction: float) -> tuple[str, .
     return tuple(views)
 
 
-def _cmrs(patient_index: int, days: list[int], heart: HeartState, lvef: float, rng) -> tuple[Cmr, ...]:
-    """Measured reports: true values plus measurement noise; T2 / ECV sometimes not measured."""
+NORMAL_WALL_MM = 9.5  # maximal end-diastolic wall thickness of a normal heart (wall_scale 1)
+
+
+def max_wall_thickness_mm(heart: HeartState) -> float:
+    """True maximal wall thickness (mm): the thickest of the free wall and the septum."""
+    return NORMAL_WALL_MM * heart.wall_scale * max(heart.septal_scale, 1.0)
+
+
+def _cmrs(patient_index: int, days: list[int], heart: HeartState, lvef: float, rng,
+          wall_rng: np.random.Generator) -> tuple[Cmr, ...]:
+    """Measured reports: true values plus measurement noise; T2 / ECV sometimes not measured.
+    ``wall_rng`` is a stream of its own so adding wall thickness changed no other value."""
     out = []
     for j, day in enumerate(days):
         t2 = heart.t2_ms + rng.normal(0, 1.0) if rng.random() > 0.22 else float("nan")
@@ -378,6 +389,7 @@ def _cmrs(patient_index: int, days: list[int], heart: HeartState, lvef: float, r
             t2_ms=t2,
             ecv_pct=ecv,
             lvef_pct=float(_clamp(lvef + rng.normal(0, 2.0), 5.0, 80.0)),
+            wall_thickness_mm=float(max_wall_thickness_mm(heart) + wall_rng.normal(0, 0.7)),
         ))
     return tuple(out)
 
@@ -409,7 +421,7 @@ def generate_patient(config: SynthConfig, index: int) -> Patient:
     if not config.tissue_confounded:
         heart = dataclasses.replace(heart, **_phantom_tissue(config.seed, index))
     cmr_days = _cmr_days(rng)
-    cmrs = _cmrs(index, cmr_days, heart, lvef, rng)
+    cmrs = _cmrs(index, cmr_days, heart, lvef, rng, patient_rng(config.seed, index, 5))
     phi = _phi(config.seed, index, config.n_patients, age, cmr_days[0], rng)
     studies = _studies(config, index, cmrs, patient_rng(config.seed, index, 1))
     return Patient(index, patient_id_for(config.seed, index), age, sex, disease, heart, lge, lvef,

@@ -40,7 +40,7 @@ ECHO_INDEX_COLUMNS = ("patient_id", "study_id", "study_date", "file")
 CMR_COLUMNS = (("cmr_id", "patient_id", "cmr_date")
                + tuple(f"wma_{i}" for i in range(1, N_SEGMENTS + 1))
                + tuple(f"lge_{i}" for i in range(1, N_SEGMENTS + 1))
-               + ("t1_ms", "t2_ms", "ecv_pct", "lvef_pct"))
+               + ("t1_ms", "t2_ms", "ecv_pct", "lvef_pct", "wall_thickness_mm"))
 CLIP_COLUMNS = ("file", "view", "heart_rate_bpm", "fps", "n_frames", "transfer_syntax", "has_regions",
                 "phi_name", "phi_id", "phi_birth_date", "phi_institution", "phi_accession",
                 "phi_referring", "burned_in_annotation_tag", "patient_id", "study_id", "depth_cm")
@@ -169,7 +169,8 @@ def cmr_rows(patients: list[Patient]) -> list[dict]:
             row.update({f"wma_{i + 1}": int(p.heart.wma[i]) for i in range(N_SEGMENTS)})
             row.update({f"lge_{i + 1}": int(p.lge[i]) for i in range(N_SEGMENTS)})
             row.update({"t1_ms": _fmt(cmr.t1_ms, 0), "t2_ms": _fmt(cmr.t2_ms, 1),
-                        "ecv_pct": _fmt(cmr.ecv_pct, 1), "lvef_pct": _fmt(cmr.lvef_pct, 1)})
+                        "ecv_pct": _fmt(cmr.ecv_pct, 1), "lvef_pct": _fmt(cmr.lvef_pct, 1),
+                        "wall_thickness_mm": _fmt(cmr.wall_thickness_mm, 1)})
             rows.append(row)
     return rows
 
