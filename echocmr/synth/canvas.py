@@ -20,7 +20,7 @@ from .spec import ClipSpec
 
 BLOOD = 0.010  # linear echo of blood (~40 dB below myocardium)
 BACKGROUND = 0.15  # tissue around the heart
-N_WALL_BINS = 6  # tissue-bound texture: bins across the wall
+N_WALL_BINS = 4  # tissue-bound texture: bins across the wall
 
 # Population moments (PAPER.md) used to standardise tissue values for the tissue_signal knob.
 T1_MEAN, T1_SD = 1020.0, 72.0
@@ -112,8 +112,8 @@ def _ragged_border(rng: np.random.Generator, irregularity: float) -> np.ndarray:
 
 
 def _wall_texture(rng: np.random.Generator) -> np.ndarray:
-    """Rayleigh-like magnitudes on the wall's own grid (2-degree cells along it), mean 1."""
-    re, im = _circular_noise(rng, 1.5, (N_WALL_BINS,)), _circular_noise(rng, 1.5, (N_WALL_BINS,))
+    """Rayleigh-like magnitudes on the wall's own grid (~3-degree cells along it), mean 1."""
+    re, im = _circular_noise(rng, 3.0, (N_WALL_BINS,)), _circular_noise(rng, 3.0, (N_WALL_BINS,))
     mag = np.hypot(re, im)
     return (mag / mag.mean()).astype(np.float32)
 

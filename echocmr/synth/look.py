@@ -2,7 +2,7 @@
 
 ``Look`` holds the values used for one clip; ``Realism`` holds the ranges they are drawn from (one
 field per effect, each with a realistic default). Ranges come from acoustic reasoning and common
-scanner settings (dynamic range 45–65 dB, speckle cells a few wavelengths wide, lateral-wall
+scanner settings (dynamic range 60–80 dB, speckle cells a few wavelengths wide, lateral-wall
 dropout where the wall runs parallel to the beam), never from fitting to the real files that
 ``bench/realism.py`` measures against.
 """
@@ -23,11 +23,11 @@ class Look:
     Lengths are fractions of the sector depth; ``irregularity`` is in elliptic rho units.
     """
 
-    headroom_db: float = 32.0  # how far below full white an echo of linear level 1 is displayed
-    dynamic_range_db: float = 60.0  # displayed range: echoes this far below white are black
-    speckle_lateral: float = 0.016  # speckle cell sigma across the beam at mid-depth (the focus)
+    headroom_db: float = 43.0  # how far below full white an echo of linear level 1 is displayed
+    dynamic_range_db: float = 70.0  # displayed range: echoes this far below white are black
+    speckle_lateral: float = 0.025  # speckle cell sigma across the beam at mid-depth (the focus)
     speckle_axial: float = 0.010  # speckle cell sigma along the beam (pulse length)
-    sidelobe: float = 0.35  # side-lobe leakage: share of the surrounding echo seen at each point
+    sidelobe: float = 0.5  # side-lobe leakage: share of the surrounding echo seen at each point
     decorrelation: float = 0.25  # image-speckle decorrelation angle (rad) per frame at 30 fps
     lateral_dropout: float = 0.5  # fractional echo loss of the wall parallel to the beam
     apical_dropout: float = 0.3  # fractional echo loss just below the transducer
@@ -42,11 +42,11 @@ class Look:
 class Realism:
     """Ranges (lo, hi) from which each clip's ``Look`` and rhythm are drawn uniformly."""
 
-    headroom_db: Range = (28.0, 36.0)  # overall gain varies from study to study
-    dynamic_range_db: Range = (50.0, 70.0)
-    speckle_lateral: Range = (0.012, 0.022)  # 2.5 MHz beam at 12-20 cm: 5-10 mm wide
+    headroom_db: Range = (38.0, 48.0)  # overall gain varies from study to study
+    dynamic_range_db: Range = (60.0, 80.0)  # acquisition-to-display range, compression included
+    speckle_lateral: Range = (0.018, 0.032)  # 2-3 MHz beam at 12-20 cm: 7-13 mm wide (FWHM)
     speckle_axial: Range = (0.008, 0.014)  # long harmonic-imaging pulses, scanner smoothing
-    sidelobe: Range = (0.2, 0.5)  # cavity haze: worse in poor acoustic windows
+    sidelobe: Range = (0.3, 0.7)  # cavity haze: worse in poor acoustic windows
     decorrelation: Range = (0.15, 0.40)  # out-of-plane motion and probe/patient movement
     lateral_dropout: Range = (0.2, 0.85)
     apical_dropout: Range = (0.0, 0.6)
