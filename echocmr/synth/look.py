@@ -25,8 +25,8 @@ class Look:
 
     headroom_db: float = 43.0  # how far below full white an echo of linear level 1 is displayed
     dynamic_range_db: float = 70.0  # displayed range: echoes this far below white are black
-    speckle_lateral: float = 0.025  # speckle cell sigma across the beam at mid-depth (the focus)
-    speckle_axial: float = 0.010  # speckle cell sigma along the beam (pulse length)
+    speckle_lateral: float = 0.015  # speckle cell sigma across the beam at mid-depth (the focus)
+    speckle_axial: float = 0.016  # speckle cell sigma along the beam (pulse length)
     sidelobe: float = 0.5  # side-lobe leakage: share of the surrounding echo seen at each point
     decorrelation: float = 0.25  # image-speckle decorrelation angle (rad) per frame at 30 fps
     lateral_dropout: float = 0.5  # fractional echo loss of the wall parallel to the beam
@@ -44,8 +44,8 @@ class Realism:
 
     headroom_db: Range = (38.0, 48.0)  # overall gain varies from study to study
     dynamic_range_db: Range = (60.0, 80.0)  # acquisition-to-display range, compression included
-    speckle_lateral: Range = (0.018, 0.032)  # 2-3 MHz beam at 12-20 cm: 7-13 mm wide (FWHM)
-    speckle_axial: Range = (0.008, 0.014)  # long harmonic-imaging pulses, scanner smoothing
+    speckle_lateral: Range = (0.010, 0.020)  # 2-3 MHz beam at 12-20 cm: 4-8 mm wide (FWHM)
+    speckle_axial: Range = (0.012, 0.020)  # long harmonic-imaging pulses, scanner smoothing
     sidelobe: Range = (0.3, 0.7)  # cavity haze: worse in poor acoustic windows
     decorrelation: Range = (0.15, 0.40)  # out-of-plane motion and probe/patient movement
     lateral_dropout: Range = (0.2, 0.85)

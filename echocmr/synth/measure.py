@@ -16,7 +16,7 @@ from ..ingest.resize import CropPlan
 
 PERCENTILES = (5, 25, 50, 75, 95)
 BRIGHT = 120  # grey level above which a sector pixel counts as bright
-RESIDUAL_SIGMA = 3.0  # px: anatomy removed by subtracting a blur this wide, leaving speckle
+RESIDUAL_SIGMA = 5.0  # px: anatomy removed by subtracting a blur this wide, leaving speckle
 
 
 @dataclass(frozen=True)
