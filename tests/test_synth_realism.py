@@ -52,7 +52,8 @@ def test_clips_hold_three_to_five_beats_with_variable_rr_and_occasional_ectopics
         assert np.all(np.diff(phases) > 0)
     assert 2.5 <= np.percentile(beats, 5) and np.percentile(beats, 95) <= 5.5
     assert 0.02 < ectopic / 300 < 0.2
-    rr = draw_rhythm(np.random.default_rng(2), dataclasses.replace(Realism(), ectopic_probability=1.0), 3.0)
+    n_beats, rr = draw_rhythm(np.random.default_rng(2), dataclasses.replace(Realism(), ectopic_probability=1.0), 3.0)
+    assert 3.0 <= n_beats <= 5.0 and len(rr) >= n_beats + 2
     k = int(np.argmin(rr))
     assert rr[k] < 0.8 and rr[k + 1] > 1.2 and beat_strength(rr)[k] < 1.0
     phase, _ = phase_track((1.0, 0.5, 1.5), 0.0, 1.0, np.array([0.0, 0.5, 1.25, 1.5, 2.25]))

@@ -15,8 +15,9 @@ import numpy as np
 
 from .spec import ClipSpec
 
-MAX_DECORRELATION_RAD = 24.0  # caps the number of speckle keys of long, fast-decorrelating clips
-KEY_STEP_RAD = np.pi / 4  # decorrelation angle between two stored speckle keys
+MAX_DECORRELATION_RAD = 40.0  # caps the number of speckle keys of long, fast-decorrelating clips
+KEY_STEP_RAD = np.pi / 3
+GOLDEN = (1 + 5 ** 0.5) / 2  # decorrelation angle between two stored speckle keys
 NOISE_FLOOR = 1e-3  # electronic noise, linear echo level
 DB_PER_LN = 20.0 / np.log(10.0)
 
@@ -36,8 +37,9 @@ def speckle_keys(spec: ClipSpec, rng: np.random.Generator, r: np.ndarray, theta:
 
     Built on a polar grid so cells are oriented along the beam (axial) and across it (lateral,
     a constant angle: widening with depth as a real beam does), then resampled to the bbox.
-    Consecutive keys are ``KEY_STEP_RAD`` apart on a chain of independent fields, so the speckle
-    keeps decorrelating over the clip instead of repeating each beat.
+    Consecutive keys are ``KEY_STEP_RAD`` apart on a quasi-periodic path through three
+    independent fields, so the speckle keeps decorrelating over the clip instead of repeating
+    each beat.
     """
     look = spec.look
     # Fields are drawn on a half-resolution polar grid (cells span several pixels anyway).
@@ -52,20 +54,21 @@ def speckle_keys(spec: ClipSpec, rng: np.random.Generator, r: np.ndarray, theta:
     duration = spec.n_frames / spec.fps
     total = min(look.decorrelation * 30.0 * duration, MAX_DECORRELATION_RAD)
     n_keys = max(2, int(np.ceil(total / KEY_STEP_RAD)) + 1)
-    n_base = int(np.ceil(total / (np.pi / 2))) + 2
     base = []
-    for _ in range(n_base):
+    for _ in range(3):
         z = _polar_gaussian_field(rng, (n_r, n_t), sig_r, sig_t)
         re = cv2.remap(np.ascontiguousarray(z.real), map_t, map_r, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         im = cv2.remap(np.ascontiguousarray(z.imag), map_t, map_r, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         base.append((re, im))
+    (ra, ia), (rb, ib), (rc, ic) = base
     keys = []
     for s in np.linspace(0.0, total, n_keys):
-        m = min(int(s // (np.pi / 2)), n_base - 2)
-        phi = s - m * np.pi / 2
-        (ra, ia), (rb, ib) = base[m], base[m + 1]
-        ca, sb = np.float32(np.cos(phi)), np.float32(np.sin(phi))
-        keys.append(cv2.magnitude(ca * ra + sb * rb, ca * ia + sb * ib))
+        # A quasi-periodic path over three independent fields (unit power all along): the
+        # pattern keeps decorrelating and never repeats within a clip, at the cost of 3 fields.
+        u, v = s, s / GOLDEN
+        ca, sa = np.float32(np.cos(u) * np.cos(v)), np.float32(np.sin(u) * np.cos(v))
+        sc = np.float32(np.sin(v))
+        keys.append(cv2.magnitude(ca * ra + sa * rb + sc * rc, ca * ia + sa * ib + sc * ic))
     keys = np.stack(keys).astype(np.float32)
     keys /= np.float32(keys.mean() + 1e-6)
     return keys, (n_keys - 1) / max(duration, 1e-6)

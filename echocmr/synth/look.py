@@ -78,18 +78,20 @@ class Realism:
         )
 
 
-def draw_rhythm(rng: np.random.Generator, realism: Realism, min_beats: float) -> tuple[float, ...]:
-    """Relative RR interval of each beat (mean ~1): jitter plus, sometimes, one premature beat.
+def draw_rhythm(rng: np.random.Generator, realism: Realism, min_beats: float) -> tuple[float, tuple[float, ...]]:
+    """(beats the clip shows, relative RR interval of each beat (mean ~1)).
 
-    A premature (ectopic) beat comes early (RR x0.65) and is followed by a compensatory pause
-    (x1.35); ``beat_strength`` weakens its contraction (less filling time).
+    RR intervals jitter and, sometimes, one premature (ectopic) beat comes early (RR x0.65) and
+    is followed by a compensatory pause (x1.35); ``beat_strength`` weakens its contraction (less
+    filling time). Two spare beats cover the clip's start phase and rounding.
     """
-    n = int(np.ceil(max(min_beats, rng.uniform(*realism.beats)))) + 1  # +1: a partial beat at the end
+    beats = max(min_beats, float(rng.uniform(*realism.beats)))
+    n = int(np.ceil(beats)) + 2
     rr = 1.0 + rng.uniform(*realism.rr_jitter) * rng.standard_normal(n)
-    if n >= 3 and rng.random() < realism.ectopic_probability:
-        k = int(rng.integers(1, n - 1))
+    if rng.random() < realism.ectopic_probability:
+        k = int(rng.integers(1, n - 2))
         rr[k], rr[k + 1] = 0.65 * rr[k], 1.35 * rr[k + 1]
-    return tuple(float(v) for v in np.clip(rr, 0.5, 1.6))
+    return beats, tuple(float(v) for v in np.clip(rr, 0.5, 1.6))
 
 
 def beat_strength(rr: tuple[float, ...]) -> np.ndarray:

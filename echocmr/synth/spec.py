@@ -73,10 +73,10 @@ def draw_clip_spec(rng: np.random.Generator, view: str, size: tuple[int, int], b
     )
     seed = int(rng.integers(2**31))
     look = realism.draw_look(rng, view)
-    rr = draw_rhythm(rng, realism, max(beats, 2.0))
+    n_beats, rr = draw_rhythm(rng, realism, max(beats, 2.0))
     lateral = 1 if (not parasternal or rng.random() < 0.5) else -1
     beat_s = 60.0 / hr
-    n_frames = int(np.ceil((sum(rr[:-1]) - start_phase * rr[0]) * beat_s * fps)) + 1
+    n_frames = int(np.ceil(n_beats * float(np.mean(rr)) * beat_s * fps)) + 1
     return ClipSpec(view=view, heart_rate_bpm=round(hr, 1), fps=fps, n_frames=max(n_frames, 2),
                     start_phase=start_phase, size=(rows, cols), seed=seed, look=look, rr=rr,
                     lateral_side=lateral, **geometry)
