@@ -60,12 +60,27 @@ def _polygons(polys) -> np.ndarray:
     return img > 0
 
 
-def real_stats(name: str) -> ClipStats:
+def real_clip(name: str):
     import pydicom
 
-    path = Path(os.path.dirname(pydicom.__file__)) / "data" / "test_files" / name
-    clip = read_clip(str(path), target_fps=TARGET_FPS)
+    return read_clip(str(Path(os.path.dirname(pydicom.__file__)) / "data" / "test_files" / name),
+                     target_fps=TARGET_FPS)
+
+
+def real_stats(name: str) -> ClipStats:
+    clip = real_clip(name)
     return clip_stats(clip.frames, sector_mask_112(clip), _polygons(REAL_MYOCARDIUM), _polygons(REAL_BLOOD))
+
+
+def save_picture(path: Path, tiles: list[tuple[np.ndarray, str]]) -> None:
+    """One row of 112×112 frames, shown 2× with a caption each (a small PNG for the README)."""
+    cols = []
+    for img, title in tiles:
+        head = np.zeros((22, 224), np.uint8)
+        cv2.putText(head, title, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, 230, 1, cv2.LINE_AA)
+        cols += [np.vstack([head, cv2.resize(img, (224, 224), interpolation=cv2.INTER_NEAREST)]),
+                 np.full((246, 4), 60, np.uint8)]
+    cv2.imwrite(str(path), np.hstack(cols[:-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def _dicom_bytes(rendered, spec) -> bytes:
@@ -83,8 +98,12 @@ def _dicom_bytes(rendered, spec) -> bytes:
     return buf.getvalue()
 
 
-def synthetic_stats(view: str, n_clips: int, seed: int) -> tuple[list[ClipStats], float, int]:
-    """Per-clip stats of ``n_clips`` synthetic clips of ``view``; render seconds and frames."""
+def synthetic_stats(view: str, n_clips: int, seed: int, first: list | None = None
+                    ) -> tuple[list[ClipStats], float, int]:
+    """Per-clip stats of ``n_clips`` synthetic clips of ``view``; render seconds and frames.
+
+    ``first``: when given, the first ingested frame of the first clip is appended to it.
+    """
     from echocmr.synth import draw_clip_spec
 
     patients = generate_patients(SynthConfig(n_patients=n_clips, seed=seed))
@@ -100,6 +119,8 @@ def synthetic_stats(view: str, n_clips: int, seed: int) -> tuple[list[ClipStats]
         seconds += time.perf_counter() - start
         frames += spec.n_frames
         clip = read_clip(_dicom_bytes(rendered, spec), target_fps=TARGET_FPS)
+        if first is not None and not out:
+            first.append(clip.frames[0])
         mask = sector_mask_112(clip)
         labels = getattr(rendered, "labels", None)
         if labels is None:
@@ -127,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=8, help="synthetic clips per view")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--picture", type=Path, help="write the real and one synthetic frame per view (PNG)")
     args = parser.parse_args(argv)
+    firsts: list[np.ndarray] = []
     real = real_stats(REAL_FILES["A4C"])
     ranges = real_range(real)
     real_summary = real.summary()
@@ -136,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     within = total = 0
     render_s = render_frames = 0
     for view in VIEWS:
-        clips, seconds, frames = synthetic_stats(view, args.clips, args.seed)
+        clips, seconds, frames = synthetic_stats(view, args.clips, args.seed, firsts)
         render_s, render_frames = render_s + seconds, render_frames + frames
         summaries = [c.summary() for c in clips]
         print(f"\n{view}: {len(clips)} synthetic clips")
@@ -152,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nrender: {render_s / max(render_frames, 1) * 1000:.2f} ms/frame, "
           f"{render_s / (len(VIEWS) * args.clips):.2f} s/clip at 240x320 "
           f"({render_frames / (len(VIEWS) * args.clips):.0f} frames/clip)")
+    if args.picture:
+        tiles = [(real_clip(REAL_FILES["A4C"]).frames[0], "real A4C (pydicom)")]
+        save_picture(args.picture, tiles + [(f, f"synthetic {v}") for f, v in zip(firsts, VIEWS)])
     print(f"within_real_range: {within}/{total}")
     return 0
 

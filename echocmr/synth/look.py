@@ -27,7 +27,7 @@ class Look:
     dynamic_range_db: float = 70.0  # displayed range: echoes this far below white are black
     speckle_lateral: float = 0.015  # speckle cell sigma across the beam at mid-depth (the focus)
     speckle_axial: float = 0.016  # speckle cell sigma along the beam (pulse length)
-    sidelobe: float = 0.5  # side-lobe leakage: share of the surrounding echo seen at each point
+    sidelobe: float = 0.35  # side-lobe leakage: share of the surrounding echo seen at each point
     decorrelation: float = 0.25  # image-speckle decorrelation angle (rad) per frame at 30 fps
     lateral_dropout: float = 0.5  # fractional echo loss of the wall parallel to the beam
     apical_dropout: float = 0.3  # fractional echo loss just below the transducer
@@ -46,7 +46,7 @@ class Realism:
     dynamic_range_db: Range = (60.0, 80.0)  # acquisition-to-display range, compression included
     speckle_lateral: Range = (0.010, 0.020)  # 2-3 MHz beam at 12-20 cm: 4-8 mm wide (FWHM)
     speckle_axial: Range = (0.012, 0.020)  # long harmonic-imaging pulses, scanner smoothing
-    sidelobe: Range = (0.3, 0.7)  # cavity haze: worse in poor acoustic windows
+    sidelobe: Range = (0.2, 0.5)  # cavity haze: worse in poor acoustic windows
     decorrelation: Range = (0.15, 0.40)  # out-of-plane motion and probe/patient movement
     lateral_dropout: Range = (0.2, 0.85)
     apical_dropout: Range = (0.0, 0.6)
