@@ -264,7 +264,8 @@ def test_views_render_as_a_sector_with_text_outside():
         outside = frames[0][~mask]
         assert outside.any() and clip.clean[0][~mask].max() == 0
         blood_vs_tissue = clip.clean[0][mask]
-        assert blood_vs_tissue.min() < 20 and np.percentile(blood_vs_tissue, 99) > 150
+        # Log-compressed like a scanner: black blood and noise floor, a few bright specular echoes.
+        assert blood_vs_tissue.min() < 20 and np.percentile(blood_vs_tissue, 99) > 90
 
 
 # --------------------------------------------------------------------------- CLI

@@ -99,11 +99,11 @@ SCENES: dict[str, ViewScene] = {
     ),
     "PLAX": ViewScene(
         "PLAX",
-        Chamber("LV", (0.40, 0.50), (0.34, 0.14), angle=-8.0, wall=0.05, wall_level=0.85, gap=((70, 110),)),
-        ((8, -45, 20), (2, 20, 70), (5, 110, 165), (11, 165, 225), (16, -135, -95), (17, -95, -80),
-         (14, -80, -45)),
+        # The LV runs off the fan's left edge: a real PLAX rarely shows the apex (14/16/17).
+        Chamber("LV", (0.32, 0.50), (0.40, 0.14), angle=-8.0, wall=0.05, wall_level=0.85, gap=((70, 110),)),
+        ((8, -45, 20), (2, 20, 70), (5, 110, 165), (11, 165, 225)),
         (
-            Chamber("RV", (0.40, 0.22), (0.30, 0.10), angle=-8.0, wall=0.025, wall_level=0.55,
+            Chamber("RV", (0.36, 0.22), (0.34, 0.10), angle=-8.0, wall=0.025, wall_level=0.55,
                     gap=((100, 260),), pump=-0.15),
             Chamber("AO", (0.80, 0.44), (0.17, 0.075), angle=-5.0, wall=0.03, wall_level=0.75,
                     gap=((-125, -55),), pump=0.05),
@@ -212,8 +212,13 @@ def lv_tables(scene: ViewScene, heart: HeartState, wall_px: float, tissue_gain: 
     )
 
 
-def jitter_scene(scene: ViewScene, rng: np.random.Generator, lv_scale: float) -> ViewScene:
-    """A per-clip variant: chamber positions ±1.5 %, sizes ±8 %, LV scaled by ``lv_scale``."""
+def jitter_scene(scene: ViewScene, rng: np.random.Generator, lv_scale: float,
+                 foreshortening: float = 0.0) -> ViewScene:
+    """A per-clip variant: chamber positions ±1.5 %, sizes ±8 %, LV scaled by ``lv_scale``.
+
+    ``foreshortening`` (apical views): the imaging plane misses the true apex, so the LV's long
+    axis looks shorter by that fraction and its apex rounder (the base stays in place).
+    """
     def move(ch: Chamber, scale: float) -> Chamber:
         cx, cy = ch.centre
         ax, ay = ch.axes
@@ -227,4 +232,8 @@ def jitter_scene(scene: ViewScene, rng: np.random.Generator, lv_scale: float) ->
     short, long_ = (lv_scale, 1 + 0.5 * (lv_scale - 1))
     ax, ay = lv.axes
     lv = replace(lv, axes=(ax * short, ay * long_) if ax <= ay else (ax * long_, ay * short))
+    if foreshortening > 0 and lv.axes[1] > lv.axes[0]:
+        ax, ay = lv.axes
+        cut = foreshortening * ay
+        lv = replace(lv, axes=(ax, ay - cut), centre=(lv.centre[0], lv.centre[1] + cut))
     return replace(scene, lv=lv, others=tuple(move(ch, 1.0) for ch in scene.others))

@@ -18,6 +18,7 @@ from ..config import SynthConfig
 from ..targets import N_SEGMENTS
 
 DISEASES: tuple[str, ...] = ("normal", "ischaemic", "dilated", "myocarditis", "amyloid", "hypertrophic")
+WMA_EXTENT_P = 0.38  # per-territory extent of an ischaemic WMA: P(1 segment) = 0.38
 # Tuned (see tests/test_synth.py) to give ~48 % any WMA and ~49 % any LGE, as in PAPER.md.
 PREVALENCE: tuple[float, ...] = (0.33, 0.30, 0.14, 0.08, 0.06, 0.09)
 
@@ -189,7 +190,9 @@ def _ischaemic(rng: np.random.Generator):
     has_scar = rng.random() < 0.85  # the rest: stunned / hibernating myocardium without LGE
     for t in chosen:
         segs = TERRITORIES[names[int(t)]]
-        k = int(rng.integers(3, len(segs) + 1))
+        # Extent: often one or two segments (small or reperfused infarcts), sometimes the whole
+        # territory; geometric with mean ~2.6 segments per territory.
+        k = min(len(segs), int(rng.geometric(WMA_EXTENT_P)))
         for seg in rng.choice(segs, size=k, replace=False):
             i = int(seg) - 1
             wma[i] = max(wma[i], 1 + _choice(rng, (0.35, 0.5, 0.15)))
