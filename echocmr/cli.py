@@ -15,7 +15,7 @@ import sys
 from . import __version__
 from .errors import EchoCMRError
 
-COMMANDS = ("synth", "index", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets")
+COMMANDS = ("synth", "index", "pull", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets")
 
 
 def build_parser() -> argparse.ArgumentParser:
