@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--view", action="append", default=[], metavar="N=VIEW",
                    help="override the view of clip N (1-based), e.g. --view 2=A2C; repeatable")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--min-view-confidence", type=float, default=None, metavar="P",
+                   help="a clip feeds its view's model only when the view classifier is at least this "
+                        "confident (default 0.5; a view set with --view always counts)")
     from .pull import add_pacs_arguments
 
     add_pacs_arguments(p, required=False)
@@ -61,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     items = ingest_study(_sources(args))
     ingested = time.perf_counter()
-    result = predict_study(items, bundle, _overrides(args.view))
+    from ..clip_selection import MIN_VIEW_CONFIDENCE, SelectionPolicy
+
+    confidence = MIN_VIEW_CONFIDENCE if args.min_view_confidence is None else args.min_view_confidence
+    result = predict_study(items, bundle, _overrides(args.view), policy=SelectionPolicy(confidence))
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -76,8 +82,9 @@ def format_result(result) -> str:
     if result.synthetic:
         lines.append("NOTE: this model was trained on SYNTHETIC data; its outputs are not clinical findings.")
     for clip in result.clips:
+        use = f"feeds the {clip.used_for} model" if clip.used_for else f"left out: {clip.left_out}"
         lines.append(f"{clip.display_name}: view {clip.view} ({clip.view_confidence:.0%}"
-                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames")
+                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames; {use}")
     for name, reason in result.rejected:
         lines.append(f"{name}: rejected: {reason}")
     lines.append(f"{'target':<22}{'global':>10}  {'threshold':>10}  call")
