@@ -106,7 +106,8 @@ def show_clips_by_view(pred, card: Callable[[object], None], names: dict[str, st
     """Clips feeding each view model first (two columns per view); the others collapsed, with why."""
     for view in MODEL_VIEWS:
         fed = [c for c in pred.clips if c.used_for == view]
-        st.markdown(f"**{names.get(view, view)}** — {len(fed)} clip{'s' * (len(fed) != 1)} feed the {view} model"
+        count = "1 clip feeds" if len(fed) == 1 else f"{len(fed)} clips feed"
+        st.markdown(f"**{names.get(view, view)}** — {count} the {view} model"
                     + ("" if fed else " (none: this view is missing from the fused prediction)"))
         columns = st.columns(2)
         for n, clip in enumerate(fed):

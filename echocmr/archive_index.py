@@ -257,8 +257,9 @@ def index_location(location: str) -> IndexRecord:
     sop_class = _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID") or _text(ds, "SOPClassUID")
     if sop_class == DICOMDIR_CLASS:
         return IndexRecord(location, "dicomdir")
-    if _text(ds, "Modality").upper() != "US" and sop_class not in US_SOP_CLASSES:
-        return IndexRecord(location, "not_ultrasound")
+    modality = _text(ds, "Modality").upper()
+    if (modality and modality != "US") or (not modality and sop_class not in US_SOP_CLASSES):
+        return IndexRecord(location, "not_ultrasound")  # the same rule as ingestion's gate
     if not _int(ds, "Rows") or not _int(ds, "Columns"):  # a header cut short before the image
         return IndexRecord(location, "unreadable")
     if (_int(ds, "NumberOfFrames") or 1) < 2:
