@@ -97,3 +97,16 @@ def test_synth_full_studies_write_real_size_studies(tmp_path):
     assert stills and not stills & {row["file"] for row in index}  # stills are not cines
     assert all((tmp_path / row["file"]).is_file() for row in clips)
     assert len(list(Path(tmp_path, "dicom").rglob("*.dcm"))) == len(clips)
+
+
+def test_synth_full_studies_flag():
+    from echocmr.cli import build_parser
+    from echocmr.commands.synth import config_from_args
+    from echocmr.errors import ConfigError
+
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["synth", "--out", "x", "--full-studies"])).full_study_files == (40, 120)
+    assert config_from_args(parse(["synth", "--out", "x", "--full-studies", "60-80"])).full_study_files == (60, 80)
+    assert config_from_args(parse(["synth", "--out", "x"])).full_study_files == (0, 0)
+    with pytest.raises(ConfigError):
+        config_from_args(parse(["synth", "--out", "x", "--full-studies", "5-10"]))
