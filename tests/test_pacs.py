@@ -95,6 +95,7 @@ def test_search_by_date_range_and_accession(orthanc, cohort):
     assert search_studies(client, StudyQuery(since="19000101", until="19000102")) == []
 
 
+@pytest.mark.slow
 def test_interrupted_pull_resumes_with_only_whole_files(orthanc, cohort, tmp_path, monkeypatch):
     real = pull_module.retrieve_bytes
     calls = []
@@ -161,6 +162,7 @@ def test_server_error_500_is_reported(tmp_path):
         server.server_close()
 
 
+@pytest.mark.slow  # loads the model and runs it (~75 s on a loaded 2-core machine)
 def test_predict_from_pacs_in_memory(orthanc, cohort, tmp_path, capsys, monkeypatch):
     import json
 
