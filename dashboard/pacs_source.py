@@ -55,10 +55,13 @@ def _query(by: str) -> StudyQuery | None:
     return StudyQuery(since=dates[0].strftime("%Y%m%d"), until=dates[1].strftime("%Y%m%d"))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2, ttl=900)
-def _fetch(_config: PacsConfig, url: str, study_uid: str) -> tuple:
-    """The study's ultrasound instances, held in memory for a quarter of an hour at most."""
-    return tuple(study_sources(_config, study_uid))
+def _fetch(config: PacsConfig, study_uid: str) -> list[tuple[str, bytes]]:
+    """The study's ultrasound instances, in memory, kept in this user's session only (never in a
+    cache shared between sessions, never on disk); a new pick replaces the previous study."""
+    held = st.session_state.get("pacs-sources")
+    if not held or held[0] != study_uid:
+        st.session_state["pacs-sources"] = (study_uid, study_sources(config, study_uid))
+    return st.session_state["pacs-sources"][1]
 
 
 def _label(study: StudySummary) -> str:
@@ -81,6 +84,7 @@ def choose_pacs_sources() -> list[tuple[str, bytes]]:
             st.error(f"The search failed: {exc}", icon=":material/cloud_off:")
             return []
         st.session_state.pop("pacs-study", None)
+        st.session_state.pop("pacs-sources", None)
     studies = st.session_state.get("pacs-studies")
     if studies is None:
         return []
@@ -96,7 +100,7 @@ def choose_pacs_sources() -> list[tuple[str, bytes]]:
         return []
     try:
         with st.spinner("Retrieving the study from the PACS (in memory)…"):
-            return list(_fetch(config, config.url, uid))
+            return _fetch(config, uid)
     except PacsError as exc:
         st.error(f"The study could not be retrieved: {exc}", icon=":material/cloud_off:")
         return []

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_VIEW_CONFIDENCE = 0.5  # below this the classifier's view is a guess: the clip is left out
-# Test-time windows per view: a view with a few clips gets the usual n_clips windows per clip; one
-# with many clips fewer per clip (at least one), since the mean over clips already averages. Keeps a
-# 100-clip study's cost bounded by the views, not the clip count.
+# Test-time windows per view: a view with up to 3 clips gets the usual 4 windows per clip; one with
+# more clips fewer per clip (at most 12 in all, at least 1 per clip), since the mean over clips
+# already averages. Keeps a 100-clip study's cost bounded by the views rather than the clip count.
 VIEW_WINDOW_BUDGET = 12
 
 
@@ -44,7 +44,7 @@ def left_out_reason(clip, model, policy: SelectionPolicy, frames_at_model_rate: 
 
 def windows_per_clip(n_members: int, n_clips: int, budget: int = VIEW_WINDOW_BUDGET) -> int:
     """Test-time windows for each of a view's ``n_members`` clips (``n_clips`` when few)."""
-    return max(1, min(n_clips, -(-budget // max(n_members, 1))))
+    return max(1, min(n_clips, budget // max(n_members, 1)))
 
 
 def views_fed(clips) -> dict[str, list[str]]:

@@ -110,3 +110,9 @@ def test_synth_full_studies_flag():
     assert config_from_args(parse(["synth", "--out", "x"])).full_study_files == (0, 0)
     with pytest.raises(ConfigError):
         config_from_args(parse(["synth", "--out", "x", "--full-studies", "5-10"]))
+
+
+def test_test_time_windows_per_view_are_bounded():
+    from echocmr.clip_selection import windows_per_clip
+
+    assert [windows_per_clip(n, 4) for n in (1, 2, 3, 4, 5, 7, 13, 100)] == [4, 4, 4, 3, 2, 1, 1, 1]
