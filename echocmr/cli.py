@@ -15,8 +15,8 @@ import sys
 from . import __version__
 from .errors import EchoCMRError
 
-COMMANDS = ("synth", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets", "compare",
-            "analyse")
+COMMANDS = ("synth", "index", "pull", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets",
+            "compare", "analyse")
 
 
 def build_parser() -> argparse.ArgumentParser:

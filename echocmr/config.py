@@ -85,6 +85,9 @@ class SynthConfig:
     uncompressed_fraction: float = 0.04
     regions_fraction: float = 0.8  # files with a SequenceOfUltrasoundRegions
     fps_range: tuple[float, float] = (30.0, 60.0)  # frame rates drawn from this range
+    # (0, 0): studies of 3–5 clips; (low, high): full studies of low–high files (extra views,
+    # colour and Doppler clips, stills), as in a real examination (synth/full_study.py).
+    full_study_files: tuple[int, int] = (0, 0)
 
     @staticmethod
     def small(seed: int = 0) -> "SynthConfig":

@@ -69,12 +69,13 @@ def _file_key(relative: str, salt: bytes) -> str:
 
 def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
     """Worker: ingest one file and write its clip; returns a PHI-free record for ingest.jsonl."""
+    from .archive_index import open_location  # zip members ("export.zip::IM1") from echocmr index
     from .ingest import read_clip  # imported in the worker: keeps the parent light
 
     key, path, clips_dir, salt, target_fps = task
     try:
         # One decode thread per file: the pool already keeps every core busy.
-        clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
+        clip = read_clip(open_location(path, IngestLimits().max_file_bytes), salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
     atomic_save_npy(clip_path(Path(clips_dir).parent, clip.clip_id), clip.frames)

@@ -19,6 +19,8 @@ import pandas as pd
 
 from .bundle import ModelBundle
 from .clip import Clip
+from .clip_selection import SelectionPolicy, left_out_reason, views_fed, windows_per_clip
+from .errors import InputError
 from .metrics import is_positive
 from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
 
@@ -34,7 +36,9 @@ class ClipPrediction:
     view_confidence: float
     view_probs: dict[str, float]
     view_overridden: bool = False
-    predictions: dict[str, float] = field(default_factory=dict)  # empty for "other" views
+    predictions: dict[str, float] = field(default_factory=dict)  # empty unless it fed a view model
+    used_for: str = ""  # the view model it fed ("" when left out)
+    left_out: str = ""  # why it fed no view model (clip_selection.left_out_reason)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,10 @@ class StudyPrediction:
             "synthetic_model": self.synthetic,
             "clips": [{"clip": c.display_name, "view": c.view, "view_confidence": round(c.view_confidence, 4),
                        "view_overridden": c.view_overridden, "n_frames": c.clip.n_frames,
-                       "fps": round(c.clip.fps, 2), "predictions": _rounded(c.predictions)} for c in self.clips],
+                       "fps": round(c.clip.fps, 2), "fed_view_model": c.used_for or None,
+                       "left_out": c.left_out or None, "predictions": _rounded(c.predictions)}
+                      for c in self.clips],
+            "views_fed": views_fed(self.clips),
             "rejected": [{"clip": name, "reason": reason} for name, reason in self.rejected],
             "per_view": {v: _rounded(p) for v, p in self.per_view.items()},
             "global": {t: {k: (round(v, 4) if isinstance(v, float) else v)
@@ -116,23 +123,28 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
 
 
 def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, str] | None = None,
-                  n_clips: int = 4) -> StudyPrediction:
-    """Classify views, run each view's model on its clips, fuse per target.
+                  n_clips: int = 4, policy: SelectionPolicy = SelectionPolicy()) -> StudyPrediction:
+    """Classify every clip's view, run each view's model on the clips that may feed it (mean per
+    view; see ``clip_selection``), fuse per target.
 
     ``view_overrides`` maps an item's ``index`` to a view from targets.CLASSIFIER_LABELS.
+    Raises ``InputError("only_stills")`` when every readable file is a still image.
     """
     from .model_runner import at_model_rate, classify_views
 
     overrides = view_overrides or {}
     accepted = [item for item in items if item.clip is not None]
     rejected = [(item.display_name, str(item.error)) for item in items if item.clip is None]
+    if accepted and all(item.clip.n_frames < 2 for item in accepted):
+        raise InputError("only_stills", "every file read is a still image; prediction needs the study's cine "
+                                        "clips (moving images), not single frames")
     started = time.perf_counter()
     classifier = bundle.view_classifier
     calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted]
                            ) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
-    per_view = _run_view_models(clips, bundle, n_clips)
+    per_view = _run_view_models(clips, bundle, n_clips, policy)
     predicted = time.perf_counter()
     fused = _fuse(per_view, bundle)
     timings = {"view_classification": classified - started, "view_models": predicted - classified,
@@ -149,18 +161,26 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
                           {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view)
 
 
-def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int) -> dict[str, dict[str, float]]:
-    """Fill each clip's predictions and return the per-view mean over that view's clips."""
+def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int,
+                     policy: SelectionPolicy) -> dict[str, dict[str, float]]:
+    """Fill the predictions of each clip that feeds a model; the per-view mean over those clips."""
     from .model_runner import at_model_rate, predict_clips
 
     per_view = {}
+    inputs: dict[int, np.ndarray] = {}
+    for clip in clips:
+        model = bundle.view_models.get(clip.view) if clip.view in MODEL_VIEWS else None
+        frames = at_model_rate(clip.clip.frames, clip.clip.fps, model) if model and clip.clip.n_frames > 1 else None
+        clip.left_out = left_out_reason(clip, model, policy, None if frames is None else len(frames))
+        if not clip.left_out:
+            clip.used_for, inputs[clip.index] = clip.view, frames
     for view in MODEL_VIEWS:
-        members = [c for c in clips if c.view == view]
-        if not members or view not in bundle.view_models:
+        members = [c for c in clips if c.used_for == view]
+        if not members:
             continue
         model = bundle.view_models[view]
-        outputs = predict_clips(model, [at_model_rate(c.clip.frames, c.clip.fps, model) for c in members],
-                                n_clips=n_clips)
+        outputs = predict_clips(model, [inputs[c.index] for c in members],
+                                n_clips=windows_per_clip(len(members), n_clips), batch_size=16)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))

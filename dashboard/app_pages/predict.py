@@ -5,8 +5,9 @@ from pathlib import Path
 import streamlit as st
 
 from echocmr.config import default_bundle_dir
+from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import formatting, layout, loaders, study_cache, study_tables
+from echocmr_app import formatting, layout, loaders, pacs_source, study_cache, study_tables
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
@@ -28,6 +29,8 @@ def example_sources() -> list[tuple[str, bytes]]:
 
 
 def choose_sources() -> list[tuple[str, bytes]]:
+    if st.radio("Source", ("Upload files", "From PACS"), horizontal=True, key="source") == "From PACS":
+        return pacs_source.choose_pacs_sources()
     uploads = st.file_uploader(
         "Clips of one echo study — DICOM, AVI, MP4, or a zip of them", accept_multiple_files=True,
         help="Files are read in memory and de-identified; nothing is stored. File names are not kept "
@@ -45,17 +48,22 @@ def overrides_for(key: str, base) -> dict[int, str]:
     return {i: v for i, v in chosen.items() if v != next(c.view for c in base.clips if c.index == i)}
 
 
-def clip_card(clip, key: str, base_view: str) -> None:
+def _media(clip) -> None:
+    st.markdown(f"**{clip.display_name}** · {clip.clip.n_frames} frames at {clip.clip.fps:.0f} frames/s")
+    video, preview = st.columns(2)
+    with video:
+        layout.play_clip(clip.clip.frames, clip.clip.fps, clip.clip.content_hash)
+        st.caption("Model input: 112 × 112, de-identified")
+    with preview:
+        if clip.clip.preview is not None:
+            layout.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
+            st.caption("Original frame, outside the sector masked")
+
+
+def clip_card(clip, key: str, base_view: str, compact: bool = False) -> None:
     with st.container(border=True):
-        st.markdown(f"**{clip.display_name}** · {clip.clip.n_frames} frames at {clip.clip.fps:.0f} frames/s")
-        video, preview = st.columns(2)
-        with video:
-            layout.play_clip(clip.clip.frames, clip.clip.fps, clip.clip.content_hash)
-            st.caption("Model input: 112 × 112, de-identified")
-        with preview:
-            if clip.clip.preview is not None:
-                layout.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
-                st.caption("Original frame, outside the sector masked")
+        if not compact:  # a clip no model uses shows only its view choice (100-clip studies stay light)
+            _media(clip)
         st.selectbox(
             f"View — classifier: {VIEW_NAMES[base_view]}, {formatting.pct(clip.view_probs.get(base_view, clip.view_confidence))} confident",
             CLASSIFIER_LABELS, index=CLASSIFIER_LABELS.index(base_view), format_func=VIEW_NAMES.get,
@@ -68,12 +76,18 @@ def clip_card(clip, key: str, base_view: str) -> None:
 
 sources = choose_sources()
 if not sources:
-    st.info("Upload the clips of one study, or try the example, to see predictions.", icon=":material/upload:")
+    st.info("Upload the clips of one study, try the example, or take a study from the PACS, to see predictions.",
+            icon=":material/upload:")
     st.stop()
 key = study_cache.study_key(sources)
 with st.status("Reading, de-identifying and classifying clips…", expanded=False) as status:
     items = study_cache.ingest(key, tuple(sources))
-    base = study_cache.predict(key, bundle_path, (), items)
+    try:
+        base = study_cache.predict(key, bundle_path, (), items)
+    except InputError as exc:  # e.g. only still images: a plain message, not a traceback
+        status.update(label="Nothing to predict", state="error")
+        st.error(exc.args[0], icon=":material/block:")
+        st.stop()
     overrides = overrides_for(key, base)
     pred = study_cache.predict(key, bundle_path, tuple(sorted(overrides.items())), items) if overrides else base
     status.update(label=f"{len(pred.clips)} clips read, {len(pred.rejected)} rejected · "
@@ -83,13 +97,12 @@ for name, message in pred.rejected:
 
 st.subheader("Clips and views")
 base_views = {c.index: c.view for c in base.clips}
-columns = st.columns(2)
-for n, clip in enumerate(pred.clips):
-    with columns[n % 2]:
-        clip_card(clip, key, base_views[clip.index])
+pacs_source.show_clips_by_view(
+    pred, lambda clip, compact=False: clip_card(clip, key, base_views[clip.index], compact), VIEW_NAMES)
 
 if not pred.fused:
-    st.warning("No clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
+    st.warning("No clip feeds a view model (a cine of A4C, A2C or PLAX, confidently classified, at least one "
+               "model window long): nothing to predict. Set a clip's view above to use it.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
 st.dataframe(study_tables.fused_table(pred), hide_index=True, width="stretch")

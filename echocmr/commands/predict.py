@@ -12,12 +12,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict", help="predict CMR findings for one echo study (DICOM / AVI / MP4 files or a zip)",
         description="Ingest the files of one study, classify each clip's view, run the per-view models and fuse.")
-    p.add_argument("files", nargs="+", type=Path, help="the study's files (a zip counts as many)")
+    p.add_argument("files", nargs="*", type=Path, help="the study's files (a zip counts as many)")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the active bundle)")
     p.add_argument("--view", action="append", default=[], metavar="N=VIEW",
                    help="override the view of clip N (1-based), e.g. --view 2=A2C; repeatable")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--min-view-confidence", type=float, default=None, metavar="P",
+                   help="a clip feeds its view's model only when the view classifier is at least this "
+                        "confident (default 0.5; a view set with --view always counts)")
+    from .pull import add_pacs_arguments
+
+    add_pacs_arguments(p, required=False)
+    p.add_argument("--study", help="with --dicomweb: the study instance UID, predicted in memory (nothing written)")
     p.set_defaults(func=run)
+
+
+def _sources(args: argparse.Namespace) -> list:
+    """The files given, or (``--dicomweb``) the study's ultrasound instances held in memory."""
+    from ..errors import ConfigError
+
+    if args.dicomweb:
+        if args.files or not args.study:
+            raise ConfigError("with --dicomweb give --study UID and no files")
+        from ..pacs import study_sources
+        from .pull import pacs_config
+
+        return study_sources(pacs_config(args), args.study)
+    if not args.files:
+        raise ConfigError("give the study's files, or --dicomweb URL --study UID")
+    return [(f"file {i + 1}", path) for i, path in enumerate(args.files)]
 
 
 def _overrides(pairs: list[str]) -> dict[int, str]:
@@ -39,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     bundle = load_bundle(str(args.model or active_bundle_dir()))
     loaded = time.perf_counter()
-    items = ingest_study([(f"file {i + 1}", path) for i, path in enumerate(args.files)])
+    items = ingest_study(_sources(args))
     ingested = time.perf_counter()
-    result = predict_study(items, bundle, _overrides(args.view))
+    from ..clip_selection import MIN_VIEW_CONFIDENCE, SelectionPolicy
+
+    confidence = MIN_VIEW_CONFIDENCE if args.min_view_confidence is None else args.min_view_confidence
+    result = predict_study(items, bundle, _overrides(args.view), policy=SelectionPolicy(confidence))
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -56,8 +82,9 @@ def format_result(result) -> str:
     if result.synthetic:
         lines.append("NOTE: this model was trained on SYNTHETIC data; its outputs are not clinical findings.")
     for clip in result.clips:
+        use = f"feeds the {clip.used_for} model" if clip.used_for else f"left out: {clip.left_out}"
         lines.append(f"{clip.display_name}: view {clip.view} ({clip.view_confidence:.0%}"
-                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames")
+                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames; {use}")
     for name, reason in result.rejected:
         lines.append(f"{name}: rejected: {reason}")
     lines.append(f"{'target':<22}{'global':>10}  {'threshold':>10}  call")

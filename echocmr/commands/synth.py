@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                              "them); by default they are independent of everything the echo shows")
     parser.add_argument("--small", action="store_true", help="a few small patients (tests, demos)")
     parser.add_argument("--echonet", action="store_true", help="also write the EchoNet-Dynamic layout")
+    parser.add_argument("--full-studies", nargs="?", const="40-120", metavar="MIN-MAX",
+                        help="write full-size studies of MIN-MAX files (default 40-120): several clips per "
+                             "view, other views, colour and Doppler clips, stills")
     parser.add_argument("--workers", type=int, default=None, help="processes (0: one per core)")
     parser.set_defaults(func=run)
 
@@ -44,7 +47,22 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         changes["echonet_layout"] = True
     if args.workers is not None:
         changes["workers"] = args.workers
+    if args.full_studies:
+        changes["full_study_files"] = _file_range(args.full_studies)
     return dataclasses.replace(config, **changes)
+
+
+def _file_range(text: str) -> tuple[int, int]:
+    from ..errors import ConfigError
+
+    low, _, high = text.partition("-")
+    try:
+        bounds = int(low), int(high or low)
+    except ValueError:
+        raise ConfigError(f"--full-studies takes MIN-MAX (e.g. 40-120); got {text!r}") from None
+    if not 20 <= bounds[0] <= bounds[1] <= 500:
+        raise ConfigError("--full-studies needs 20 <= MIN <= MAX <= 500 files per study")
+    return bounds
 
 
 def run(args: argparse.Namespace) -> int:

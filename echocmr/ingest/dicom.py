@@ -97,12 +97,13 @@ class DicomSource:
         offset, length, vr = gate.pixel_element(data, pos, syntax)
         rows, cols, n = self.h.rows, self.h.cols, self.h.frames
         if syntax in NATIVE_SYNTAXES:
-            per = rows * cols * (2 if self.h.photometric == "YBR_FULL_422" else self.h.samples)
+            per = rows * cols * (2 if self.h.photometric == "YBR_FULL_422" else self.h.samples) * self.h.sample_bytes
             have = min(length, len(data) - offset)
             if length == 0xFFFFFFFF or have < per * n:
                 raise InputError("truncated_pixels", f"Pixel Data holds {max(have, 0)} bytes; {n} frames need {per * n}")
             raw = memoryview(data)[offset:offset + per * n]
-            if syntax == "1.2.840.10008.1.2.2" and vr == "OW":
+            self._big_endian = syntax == "1.2.840.10008.1.2.2"
+            if self._big_endian and vr == "OW" and self.h.sample_bytes == 1:
                 # 8-bit samples in big-endian 16-bit words: swap each byte pair back.
                 even = memoryview(data)[offset:offset + (per * n + 1) // 2 * 2]
                 raw = memoryview(np.frombuffer(even, ">u2").astype("<u2").tobytes())[:per * n]
@@ -166,8 +167,11 @@ class DicomSource:
         miscomputed in pydicom 3.0, and slicing a buffer is all that is needed anyway.
         """
         rows, cols, per = self.h.rows, self.h.cols, self._frame_bytes
-        flat = np.frombuffer(self._native[i * per:(i + 1) * per], np.uint8)
         pi = self.h.photometric
+        if self.h.sample_bytes == 2:  # 16-bit palette indices, in the syntax's byte order
+            words = np.frombuffer(self._native[i * per:(i + 1) * per], ">u2" if self._big_endian else "<u2")
+            return self._palette(words.reshape(rows, cols).astype(np.uint16), i)
+        flat = np.frombuffer(self._native[i * per:(i + 1) * per], np.uint8)
         if self.h.samples == 1:
             arr = flat.reshape(rows, cols)
             if pi == "PALETTE COLOR":
@@ -184,16 +188,14 @@ class DicomSource:
         return np.ascontiguousarray(arr)
 
     def _palette(self, idx: np.ndarray, i: int) -> np.ndarray:
-        from pydicom.pixels import apply_color_lut
-
         try:
             with quiet_pydicom():
-                return self._to_uint8(apply_color_lut(idx, self.ds), i)
+                return self._to_uint8(_apply_palette(idx, self.ds), i)
         except PARSE_ERRORS:
             raise InputError("corrupt_frame", f"frame {i + 1} of {self.h.frames}: the palette could not be applied") from None
 
     def _iter_pydicom(self, idx: list[int]) -> Iterator[np.ndarray]:
-        from pydicom.pixels import apply_color_lut, iter_pixels
+        from pydicom.pixels import iter_pixels
 
         n = self.h.frames
         it = iter_pixels(self.ds, indices=idx, as_rgb=True)
@@ -202,7 +204,7 @@ class DicomSource:
                 with quiet_pydicom():
                     arr = next(it)
                     if self.h.photometric == "PALETTE COLOR":
-                        arr = apply_color_lut(arr, self.ds)
+                        arr = _apply_palette(arr, self.ds)
             except (StopIteration, *PARSE_ERRORS, ImportError):
                 raise InputError("corrupt_frame", f"frame {i + 1} of {n} could not be decoded") from None
             yield self._to_uint8(arr, i)
@@ -227,6 +229,17 @@ class DicomSource:
             with ThreadPoolExecutor(self.threads) as pool:
                 return list(pool.map(lambda i: fn(i, self._decode_jpeg(i)), range(self.n_frames)))
         return [fn(i, f) for i, f in enumerate(self.iter())]
+
+
+def _apply_palette(indices: np.ndarray, ds) -> np.ndarray:
+    """Palette indices (8- or 16-bit) -> RGB; 8-bit entries (returned by pydicom in 16-bit words,
+    already 0..255) as uint8 so they are not mistaken for 16-bit entries and shifted to black."""
+    from pydicom.pixels import apply_color_lut
+
+    rgb = apply_color_lut(indices, ds)
+    if int(ds.RedPaletteColorLookupTableDescriptor[2]) <= 8:
+        rgb = rgb.astype(np.uint8)
+    return rgb
 
 
 def _read_full(data: bytes):

@@ -129,6 +129,7 @@ class DicomHeader:
     samples: int
     photometric: str
     planar: int
+    sample_bytes: int = 1  # 2 only for 16-bit PALETTE COLOR indices (mapped to 8-bit RGB)
 
 
 def read_syntax(data: bytes) -> str:
@@ -264,8 +265,11 @@ def _check_header(ds, syntax: str, limits: IngestLimits) -> DicomHeader:
         raise InputError("bad_frame_count", f"NumberOfFrames is {frames}")
     if frames > limits.max_frames:
         raise InputError("too_many_frames", f"NumberOfFrames is {frames}; the limit is {limits.max_frames}")
-    if bits != 8:
-        raise InputError("unsupported_bit_depth", f"BitsAllocated is {bits}; only 8-bit ultrasound is accepted")
+    # 16-bit is accepted for palette indices only (vendor exports such as ALOKA's): the palette
+    # maps them to colours, reduced to 8-bit RGB like every other colour format.
+    if bits != 8 and not (bits == 16 and photometric == "PALETTE COLOR" and samples == 1):
+        raise InputError("unsupported_bit_depth",
+                         f"BitsAllocated is {bits}; only 8-bit ultrasound (or 16-bit PALETTE COLOR) is accepted")
     if samples not in (1, 3) or planar not in (0, 1):
         raise InputError("bad_header", f"SamplesPerPixel {samples} / PlanarConfiguration {planar} not supported")
     if photometric not in PHOTOMETRICS or (samples == 1) != (photometric in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")):
@@ -273,10 +277,10 @@ def _check_header(ds, syntax: str, limits: IngestLimits) -> DicomHeader:
         raise InputError("unsupported_photometric", f"photometric interpretation {safe} with {samples} samples is not supported")
     if photometric == "YBR_FULL_422" and cols % 2 and syntax in NATIVE_SYNTAXES:
         raise InputError("unsupported_photometric", "YBR_FULL_422 needs an even number of columns")
-    total = rows * cols * frames * samples
+    total = rows * cols * frames * samples * (bits // 8)
     if total > limits.max_decoded_bytes:
         raise InputError("decoded_too_large", f"decoded size would be {total} bytes; the limit is {limits.max_decoded_bytes}")
-    return DicomHeader(syntax, rows, cols, frames, samples, photometric, planar)
+    return DicomHeader(syntax, rows, cols, frames, samples, photometric, planar, bits // 8)
 
 
 def still_dims(data: bytes, kind: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import numpy as np
 from .anatomy import N_PSI, Chamber
 from .spec import CANVAS
 
+
 @dataclass(frozen=True, eq=False)
 class EllipseGrid:
     """Elliptic coordinates of the canvas pixels near one chamber.

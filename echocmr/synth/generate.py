@@ -128,6 +128,11 @@ def render_patient(config: SynthConfig, index: int, out: Path) -> PatientOutput:
         srng = patient_rng(config.seed, index, 2, k)
         vendor = VENDORS[int(srng.integers(len(VENDORS)))]
         time_str = f"{int(srng.integers(7, 19)):02d}{int(srng.integers(60)):02d}{int(srng.integers(60)):02d}"
+        if config.full_study_files[1]:  # 40–120 files like a real examination (synth/full_study.py)
+            from .full_study import render_full_study
+
+            render_full_study(config, patient, study, k, vendor, time_str, out, result)
+            continue
         for n, view in enumerate(study.views, start=1):
             rng = patient_rng(config.seed, index, 3, k, n)
             spec = draw_clip_spec(rng, view, tuple(config.native_size), config.beats, tuple(config.fps_range))
