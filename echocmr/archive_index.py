@@ -328,11 +328,12 @@ def finalise(journal: Path, out: Path) -> IndexSummary:
     seen: set[str] = set()
     rows = []
     for record in sorted((r for r in records if r.row), key=lambda r: r.location):
-        if record.row["sop_instance_uid"] in seen:
+        row = record.row or {}
+        if row["sop_instance_uid"] in seen:
             skipped["duplicate_sop_instance"] += 1
             continue
-        seen.add(record.row["sop_instance_uid"])
-        rows.append({**record.row, "file": _relative(record.row["file"], out.parent)})
+        seen.add(row["sop_instance_uid"])
+        rows.append({**row, "file": _relative(row["file"], out.parent)})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -145,7 +145,8 @@ def connect(config: PacsConfig):
     elif config.auth == "bearer":
         session.headers["Authorization"] = f"Bearer {config.token}"
     session.verify = config.ca_bundle or config.verify_tls
-    session.request = _with_timeout(session.request, config.timeout_s)
+    # requests has no session-wide timeout; wrapping the bound method is its documented workaround.
+    session.request = _with_timeout(session.request, config.timeout_s)  # type: ignore[method-assign]
     client = DICOMwebClient(url=config.url, session=session)
     client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=200)
     return client

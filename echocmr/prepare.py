@@ -75,7 +75,8 @@ def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
     key, path, clips_dir, salt, target_fps = task
     try:
         # One decode thread per file: the pool already keeps every core busy.
-        clip = read_clip(open_location(path, IngestLimits().max_file_bytes), salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
+        source = open_location(path, IngestLimits().max_file_bytes)
+        clip = read_clip(source, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
     atomic_save_npy(clip_path(Path(clips_dir).parent, clip.clip_id), clip.frames)

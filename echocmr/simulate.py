@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .synth.render import ECV_MEAN, ECV_SD, T1_MEAN, T1_SD, T2_MEAN, T2_SD
+from .synth.canvas import ECV_MEAN, ECV_SD, T1_MEAN, T1_SD, T2_MEAN, T2_SD
 from .targets import BINARY_TARGETS, CONTINUOUS_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
 
 # Population mean and SD of each continuous target, as the synthetic renderer draws them.

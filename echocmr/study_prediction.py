@@ -123,7 +123,7 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
 
 
 def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, str] | None = None,
-                  n_clips: int = 4, policy: SelectionPolicy = SelectionPolicy()) -> StudyPrediction:
+                  n_clips: int = 4, policy: SelectionPolicy | None = None) -> StudyPrediction:
     """Classify every clip's view, run each view's model on the clips that may feed it (mean per
     view; see ``clip_selection``), fuse per target.
 
@@ -144,7 +144,7 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
                            ) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
-    per_view = _run_view_models(clips, bundle, n_clips, policy)
+    per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy())
     predicted = time.perf_counter()
     fused = _fuse(per_view, bundle)
     timings = {"view_classification": classified - started, "view_models": predicted - classified,
@@ -172,7 +172,7 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
         model = bundle.view_models.get(clip.view) if clip.view in MODEL_VIEWS else None
         frames = at_model_rate(clip.clip.frames, clip.clip.fps, model) if model and clip.clip.n_frames > 1 else None
         clip.left_out = left_out_reason(clip, model, policy, None if frames is None else len(frames))
-        if not clip.left_out:
+        if not clip.left_out and frames is not None:
             clip.used_for, inputs[clip.index] = clip.view, frames
     for view in MODEL_VIEWS:
         members = [c for c in clips if c.used_for == view]

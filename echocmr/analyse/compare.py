@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import metrics as M
+from .. import bootstrap as B
 from ..config import EvalConfig
 from ..targets import BINARY_TARGETS, GLOBAL, MODEL_VIEWS
 from . import AnalysisError
@@ -114,9 +114,9 @@ def paired_comparison(rows: pd.DataFrame, target: str, names: tuple[str, str], n
         return PairedComparison(target, *names, n, n_patients, n_pos, dl.auc_a, dl.auc_b, dl.delta, nan, nan,
                                 dl.z, dl.p_value, n_bootstrap,
                                 f"no CI: fewer than {minimum} patients with or without the finding")
-    counts = M.bootstrap_counts(rows["patient"].to_numpy(), n, n_bootstrap, np.random.default_rng(seed))
-    diffs = M.bootstrap_auroc(y, a, counts) - M.bootstrap_auroc(y, b, counts)
-    iv = M.percentile_interval(diffs, level)
+    counts = B.bootstrap_counts(rows["patient"].to_numpy(), n, n_bootstrap, np.random.default_rng(seed))
+    diffs = B.bootstrap_auroc(y, a, counts) - B.bootstrap_auroc(y, b, counts)
+    iv = B.percentile_interval(diffs, level)
     note = f"{iv.n_nan} resamples with one class dropped" if iv.n_nan else ""
     return PairedComparison(target, *names, n, n_patients, n_pos, dl.auc_a, dl.auc_b, dl.delta,
                             iv.low, iv.high, dl.z, dl.p_value, n_bootstrap, note)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from .. import bootstrap as B
 from .. import metrics as M
 from ..config import EvalConfig
 from .logistic import fit_logistic, likelihood_ratio_test, standardise
@@ -101,7 +102,7 @@ def _too_few(rows: pd.DataFrame, minimum: int) -> str:
 
 
 def _counts(rows: pd.DataFrame, n_bootstrap: int, seed: int) -> np.ndarray:
-    return M.bootstrap_counts(rows["patient"].to_numpy(), len(rows), n_bootstrap, np.random.default_rng(seed))
+    return B.bootstrap_counts(rows["patient"].to_numpy(), len(rows), n_bootstrap, np.random.default_rng(seed))
 
 
 def stratum_aurocs(frame: pd.DataFrame, target: str, n_bootstrap: int = 1000, seed: int = 0,
@@ -119,7 +120,7 @@ def stratum_aurocs(frame: pd.DataFrame, target: str, n_bootstrap: int = 1000, se
             out.append(StratumAuroc(target, stratum, len(rows), n_pos, value, math.nan, math.nan,
                                     note or "no studies"))
             continue
-        est = M.auroc_ci(rows["y"].to_numpy(), rows["score"].to_numpy(), _counts(rows, n_bootstrap, seed), level)
+        est = B.auroc_ci(rows["y"].to_numpy(), rows["score"].to_numpy(), _counts(rows, n_bootstrap, seed), level)
         out.append(StratumAuroc(target, stratum, len(rows), n_pos, est.value, est.low, est.high))
     return out
 
@@ -130,7 +131,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float:
-    return float(M.bootstrap_auroc(y, score, weights[None, :].astype(np.int32))[0])
+    return float(B.bootstrap_auroc(y, score, weights[None, :].astype(np.int32))[0])
 
 
 def _delta_auc(x_base: np.ndarray, x_full: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
@@ -163,7 +164,7 @@ def incremental_value(frame: pd.DataFrame, target: str, name: str, columns: tupl
     if not note:
         counts = _counts(rows, n_bootstrap, seed)
         deltas = np.array([_delta_auc(x_base, x_full, y, c) for c in counts])
-        iv = M.percentile_interval(deltas, level)
+        iv = B.percentile_interval(deltas, level)
         low, high = iv.low, iv.high
     if target == "wma":
         note = "; ".join(filter(None, ["WMA left out of the covariates (it is the finding)", note]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from ..atomic import atomic_write_json, atomic_write_text
 from . import AnalysisError
@@ -84,7 +85,7 @@ def run_comparison(run_a, run_b=None, view: str = "global", n_bootstrap: int = 2
     level = _level()
     results_a = C.results_dir(run_a)
     pred_a = C.read_predictions(results_a)
-    boot = {"n_bootstrap": n_bootstrap, "seed": seed, "level": level}
+    boot: dict[str, Any] = {"n_bootstrap": n_bootstrap, "seed": seed, "level": level}
     if run_b is None:
         rows = C.compare_views(pred_a, **boot)
         name, title = "compare_views", "Each view (A) vs fused (B)"
@@ -118,7 +119,11 @@ def run_confounders(run, prepared=None, demo: tuple[int, int] | None = None, n_b
     if (prepared is None) == (demo is None):
         raise AnalysisError("bad_arguments", "give the prepared dataset (--data) or --demo-cohort, not both")
     results = C.results_dir(run)
-    covariates = covariates_from_manifest(prepared) if prepared is not None else demo_covariates(*demo)
+    if prepared is not None:
+        covariates = covariates_from_manifest(prepared)
+    else:
+        assert demo is not None  # checked above: exactly one of the two is given
+        covariates = demo_covariates(*demo)
     if covariates["lvef_pct"].isna().all():
         raise AnalysisError("no_lvef", "the CMR reports of this dataset have no lvef_pct column: "
                                        "re-run echocmr prepare on reports that have one")
@@ -178,7 +183,7 @@ def run_learning_curve(prepared, out, fractions, config, work=None) -> dict:
     """``echocmr analyse learning-curve`` as a function: cells, then ``learning_curve.json``."""
     from dataclasses import asdict
 
-    from ..prepare import read_prepare_json
+    from ..prepared import read_prepare_json
     from .curves import learning_curve, long_rows
 
     records = learning_curve(prepared, out, fractions, config, work)
