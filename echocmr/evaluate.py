@@ -138,7 +138,7 @@ def fit_fusion(per_study_val: pd.DataFrame, labels_val: pd.DataFrame, **kwargs) 
     """Fit view fusion on validation studies. per_study_val: output of
     :func:`aggregate_per_study` restricted to the validation split; labels_val: per-clip or
     per-study labels (``study`` + target columns). ``kwargs`` go to
-    :func:`echocmr.fusion.fit_fusion_frame` (``min_studies``, ``min_per_class``, ``eps``)."""
+    :func:`echocmr.fusion.fit_fusion_frame` (``config``: a FusionFitConfig, ``eps``)."""
     _require(per_study_val, ("study", "view"), "per-study predictions")
     splits = set(per_study_val["split"]) if "split" in per_study_val.columns else set()
     if splits - {"val"}:
