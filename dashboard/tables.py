@@ -13,17 +13,44 @@ def per_view_table(pred) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fused_table(pred) -> pd.DataFrame:
-    def call(p):
-        if p.call is None:
-            return "—"
-        return ("Positive" if p.call else "Negative") if p.kind == "binary" else ("Abnormal" if p.call else "Normal")
+def rate_text(r: dict) -> str:
+    """'82 % (70 to 91 %)'; without an interval, the value and why it has none."""
+    from echocmr.bootstrap_ci import format_interval
 
-    return pd.DataFrame([{
-        "Finding": p.label, "Prediction": ui.target_value(p.target, p.value),
-        "Threshold": "> " + ui.target_value(p.target, p.threshold) if p.threshold is not None else "—",
-        "Call": call(p), "Sensitivity (test)": ui.pct(p.sensitivity), "Specificity (test)": ui.pct(p.specificity),
-        "Views used": ", ".join(p.views_used)} for p in pred.fused.values()])
+    if not ui._finite(r.get("value")):
+        return "—"
+    text = ui.pct(r["value"])
+    if ui._finite(r.get("ci_low")) and ui._finite(r.get("ci_high")):
+        return f"{text} ({format_interval(r['ci_low'], r['ci_high'], lambda x: f'{100 * x:.0f}')} %)"
+    return f"{text} ({r.get('note') or 'no interval'})"
+
+
+def fused_table(pred) -> pd.DataFrame:
+    """One row per fused finding: value, threshold, call (or "not called"), rates with intervals."""
+    from echocmr.calls import RATES
+
+    names = {"sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV", "npv": "NPV"}
+    rows = []
+    for p in pred.fused.values():
+        row = {"Finding": p.label, "Prediction": ui.target_value(p.target, p.value),
+               "Threshold": "≥ " + ui.target_value(p.target, p.threshold) if p.threshold is not None else "—",
+               "Call": p.status.capitalize() if p.called else p.status}
+        row.update({f"{names[r]} (test)": rate_text(p.rates[r]) if p.called and r in p.rates else "—"
+                    for r in RATES})
+        row.update({"Held-out evidence": p.evidence, "Views used": ", ".join(p.views_used)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def style_fused(frame: pd.DataFrame):
+    """Findings that are not called look different: grey italic rows."""
+    from echocmr.calls import NOT_CALLED
+
+    def grey(row):
+        muted = row["Call"] == NOT_CALLED
+        return ["color: #6B7B8C; font-style: italic" if muted else "" for _ in row]
+
+    return frame.style.apply(grey, axis=1)
 
 
 def table2_for_display(frame: pd.DataFrame) -> pd.DataFrame:

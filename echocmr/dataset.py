@@ -220,8 +220,10 @@ class ClipDataset(Dataset):
         else:
             video, clip = divmod(int(key), self.n_clips)
             array = open_clip(self.prepared_dir, self.clip_ids[video])
-            start = eval_starts(len(array), self.sampling, self.n_clips)[clip]
-            frames = array[frame_indices(len(array), self.sampling, start)]
+            from .windows import window_indices  # never wraps (test-time rule, echocmr.windows)
+
+            found = window_indices(len(array), self.sampling.n_frames, self.sampling.period, self.n_clips)
+            frames = array[found.indices[clip % len(found.indices)]]
         return (to_tensor(frames, self.normalisation), torch.from_numpy(self.values[video]),
                 torch.from_numpy(self.mask[video]), video)
 

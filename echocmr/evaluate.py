@@ -34,8 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import calls as C
 from . import metrics as M
 from .atomic import atomic_write_text
+from .bootstrap_ci import IntervalSpec, estimate, format_interval
 from .config import EvalConfig
 from .errors import EchoCMRError
 from .fusion import FusionModel, fit_fusion_frame
@@ -49,6 +51,7 @@ from .targets import (
     TARGETS,
     TARGETS_BY_NAME,
 )
+from .units import to_patient_level
 
 KEY_COLUMNS = ("study", "patient", "split", "view")
 CLIP_COLUMNS = ("clip_id",) + KEY_COLUMNS
@@ -220,43 +223,46 @@ def too_few_units_note(y: np.ndarray, units: np.ndarray, minimum: int, unit_name
     n_with, n_without = len(np.unique(units[positive])), len(np.unique(units[~positive]))
     if min(n_with, n_without) >= minimum:
         return ""
-    which, count = ("positive", n_with) if n_with < n_without else ("negative", n_without)
+    which, count = ("with", n_with) if n_with < n_without else ("without", n_without)
     plural = {"patient": "patients", "study": "studies"}.get(unit_name, unit_name + "s")
-    return f"no CI: {count} {which} {unit_name if count == 1 else plural}"
+    return (f"interval withheld: {count} {unit_name if count == 1 else plural} {which} the finding "
+            f"(minimum {minimum})")
 
 
-def _binary_cell(target, view, y, p, counts, level, note: str = "", n_bins=10):
-    """Metrics and curves of one binary cell. y, p: ``(m,)``; counts ``(B, m)``; ``note``
-    non-empty: too few units for an AUROC interval (the value is still reported).
+def _binary_cell(target, view, y, p, counts, spec: IntervalSpec, units, note: str = "", n_bins=10):
+    """Metrics and curves of one binary cell. y, p, units: ``(m,)``; counts ``(B, m)``; ``note``
+    non-empty: too few units for an AUROC interval (the value is still reported, with the reason).
 
     Returns (records, roc entry, calibration entry, resamples dropped as single-class)."""
     if note:  # no interval: skip its bootstrap
         auc = M.Estimate(M.auroc(y, p), math.nan, math.nan, int(y.size))
     else:
-        auc = M.auroc_ci(y, p, counts, level)
+        auc = estimate(M.auroc(y, p), lambda c: M.bootstrap_auroc(y, p, c), counts, spec, units)
     recs = [_record(target, view, "auroc", auc, n_positive=int((y > 0.5).sum()), note=note)]
-    brier = M.with_ci(M.brier(y, p), M.bootstrap_brier(y, p, counts), level, y.size)
+    brier = estimate(M.brier(y, p), lambda c: M.bootstrap_brier(y, p, c), counts, spec, units)
     recs.append(_record(target, view, "brier", brier))
     roc = M.roc_curve(y, p)
     roc_entry = {"fpr": roc["fpr"], "tpr": roc["tpr"], "thresholds": roc["thresholds"], "band": {}}
     if not note:  # the band would mislead for the same reason as the AUROC interval
-        band = M.bootstrap_roc_band(y, p, counts, level)
+        band = M.bootstrap_roc_band(y, p, counts, spec.level)
         roc_entry["band"] = {"fpr": band["fpr"], "tpr_low": band["tpr_low"], "tpr_high": band["tpr_high"]}
     return recs, roc_entry, M.calibration_curve(y, p, n_bins), auc.n_nan
 
 
-def _continuous_cell(target, view, y, p, counts, level):
+def _continuous_cell(target, view, y, p, counts, spec: IntervalSpec, units):
     """Returns (records, Bland–Altman entry, resamples whose R² was undefined)."""
     ba = M.bland_altman(y, p)
-    boot_ba = M.bootstrap_bland_altman(y, p, counts)
-    n = y.size
-    r2 = M.r2_ci(y, p, counts, level)
+
+    def part(name):
+        return lambda c: M.bootstrap_bland_altman(y, p, c)[name]
+
+    r2 = estimate(M.r2(y, p), lambda c: M.bootstrap_r2(y, p, c), counts, spec, units)
     recs = [
-        _record(target, view, "mae", M.mae_ci(y, p, counts, level)),
+        _record(target, view, "mae", estimate(M.mae(y, p), lambda c: M.bootstrap_mae(y, p, c), counts, spec, units)),
         _record(target, view, "r2", r2),
-        _record(target, view, "bias", M.with_ci(ba.bias, boot_ba["bias"], level, n)),
-        _record(target, view, "loa_low", M.with_ci(ba.loa_low, boot_ba["loa_low"], level, n)),
-        _record(target, view, "loa_high", M.with_ci(ba.loa_high, boot_ba["loa_high"], level, n)),
+        _record(target, view, "bias", estimate(ba.bias, part("bias"), counts, spec, units)),
+        _record(target, view, "loa_low", estimate(ba.loa_low, part("loa_low"), counts, spec, units)),
+        _record(target, view, "loa_high", estimate(ba.loa_high, part("loa_high"), counts, spec, units)),
     ]
     return recs, ba.to_dict(), r2.n_nan
 
@@ -302,6 +308,11 @@ def evaluate_split(
     """
     started = time.perf_counter()
     allpred = long_predictions(per_study, labels, fusion)
+    n_studies = int(allpred.loc[allpred["split"] == split, "study"].nunique())
+    if config.unit == "patient":  # one aggregated prediction per patient (echocmr.units)
+        allpred = to_patient_level(allpred)
+    elif config.unit != "study":
+        raise EvaluationError(f"unit must be 'study' or 'patient'; got {config.unit!r}")
     preds = allpred[allpred["split"] == split].reset_index(drop=True)
     if preds.empty:
         raise EvaluationError(f"no predictions for split {split!r}; splits present: "
@@ -310,7 +321,7 @@ def evaluate_split(
     position = pd.Series(np.arange(len(studies)), index=studies["study"])
     counts = bootstrap_for_studies(studies, config)
     units = resampling_units(studies, config)
-    level = config.ci_level
+    spec = interval_spec(config)
 
     records: list[MetricRecord] = []
     roc, bland, calib, nan_resamples = {}, {}, {}, {}
@@ -323,26 +334,30 @@ def evaluate_split(
         key = _cell_key(target, view)
         if TARGETS_BY_NAME[target].kind == "binary":
             note = too_few_units_note(y, units[columns], config.min_class_units, config.resample_unit)
-            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, level, note)
+            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, spec, units[columns], note)
             if n_nan:
                 nan_resamples[f"{key}|auroc"] = n_nan
         else:
-            recs, bland[key], n_nan = _continuous_cell(target, view, y, p, c, level)
+            recs, bland[key], n_nan = _continuous_cell(target, view, y, p, c, spec, units[columns])
             if n_nan:
                 nan_resamples[f"{key}|r2"] = n_nan
         records.extend(recs)
     records.sort(key=_record_order)
 
-    ops = operating_points(allpred, split=split, threshold_split=threshold_split)
+    ops = C.operating_points(allpred, records, counts, units, position, spec, config.min_class_units,
+                             split=split, threshold_split=threshold_split)
     summary = {
         "synthetic": synthetic,
-        "n_test_studies": int(len(studies)),
+        "n_test_studies": n_studies,
+        "unit": config.unit,
+        "n_test_units": int(len(studies)),
         "n_bootstrap": int(config.n_bootstrap),
         "resample_unit": config.resample_unit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": split,
         "n_test_patients": int(studies["patient"].nunique()),
-        "ci_level": float(level),
+        "ci_level": float(spec.level),
+        "ci_method": spec.method,
         "seed": int(config.seed),
         "fusion_fitted_on": threshold_split,
         "min_class_units": int(config.min_class_units),
@@ -362,28 +377,8 @@ def _record_order(r: MetricRecord):
     )
 
 
-def operating_points(allpred: pd.DataFrame, split: str = "test", threshold_split: str = "val") -> dict:
-    """Global binary targets: Youden-J threshold on ``threshold_split``, sens/spec on ``split``.
-
-    allpred: long predictions (:func:`long_predictions`) including both splits.
-    Returns ``{target: {"threshold", "sensitivity", "specificity", "n_val", "n_test"}}``.
-    """
-    out = {}
-    fused = allpred[(allpred["view"] == GLOBAL)].dropna(subset=["y_true", "y_pred"])
-    for t in (t for t in GLOBAL_TARGETS if t in BINARY_TARGETS):
-        cell = fused[fused["target"] == t]
-        if cell.empty:
-            continue
-        val = cell[cell["split"] == threshold_split]
-        test = cell[cell["split"] == split]
-        thr = M.youden_threshold(val["y_true"].to_numpy(), val["y_pred"].to_numpy()) if len(val) else math.nan
-        if math.isnan(thr) or test.empty:
-            sens = spec = math.nan
-        else:
-            sens, spec = M.sensitivity_specificity(test["y_true"].to_numpy(), test["y_pred"].to_numpy(), thr)
-        out[t] = {"threshold": thr, "sensitivity": sens, "specificity": spec,
-                  "n_val": int(len(val)), "n_test": int(len(test))}
-    return out
+def interval_spec(config: EvalConfig) -> IntervalSpec:
+    return IntervalSpec(float(config.ci_level), config.ci_method, int(config.n_bootstrap), config.resample_unit)
 
 
 def evaluate_predictions(
@@ -414,14 +409,16 @@ def evaluate_run(
     seed: int | None = None,
     resample_unit: str | None = None,
     ci_level: float | None = None,
-    tta_clips: int | None = None,
+    tta_clips: int | str | None = None,
+    ci_method: str | None = None,
+    unit: str | None = None,
 ) -> Path:
     """``echocmr evaluate`` as a function: predict val + test with ``RUN/<view>/best`` for every
     model view, fit fusion on val, evaluate test, write the bundle and ``fusion.json`` into
     ``out_dir``. Unset options keep :class:`EvalConfig`'s defaults. Returns ``out_dir``."""
     run_evaluation(run_dir, prepared_dir, out_dir, eval_config(
         n_bootstrap=n_bootstrap, seed=seed, resample_unit=resample_unit, ci_level=ci_level,
-        tta_clips=tta_clips))
+        tta_clips=tta_clips, ci_method=ci_method, unit=unit))
     return Path(out_dir)
 
 
@@ -458,12 +455,24 @@ def run_evaluation(run_dir, prepared_dir, out_dir, config: EvalConfig = EvalConf
                                                "view": str, "split": str, "status": str})
     synthetic = read_prepare_json(prepared_dir).get("synthetic")
     bundle, fusion = evaluate_predictions(clip_preds, labels, config, synthetic=synthetic)
+    bundle.summary["test_time_sampling"] = _sampling_summary(model, labels, config)
     views = view_classifier_accuracy(run_dir, prepared_dir, "test")
     if views is not None:
         bundle.summary["view_classifier"] = views
     write_results(bundle, out_dir)
     write_json(out_dir / "fusion.json", fusion.to_json())
     return bundle, fusion
+
+
+def _sampling_summary(model, labels: pd.DataFrame, config: EvalConfig) -> dict:
+    """The test-time sampling used (echocmr.windows), with how many evaluated videos were shorter
+    than the model's span."""
+    from .windows import sampling_record
+
+    used = labels[labels["split"].isin(["val", "test"]) & labels["view"].isin(MODEL_VIEWS)
+                  & (labels["status"] == "ok")]
+    lengths = pd.to_numeric(used.get("n_frames", pd.Series(dtype=float)), errors="coerce").dropna()
+    return sampling_record(model.sampling.n_frames, model.sampling.period, config.tta_clips, lengths)
 
 
 def view_classifier_accuracy(run_dir, prepared_dir, split: str = "test", chunk: int = 64) -> dict | None:
@@ -577,6 +586,8 @@ METRIC_LABELS = {"auroc": "AUROC", "mae": "MAE", "r2": "R²", "brier": "Brier", 
 
 
 def _fmt_number(x: float, metric: str) -> str:
+    if not math.isfinite(x):
+        return "n/a"
     if metric in ("auroc", "r2", "brier"):
         return f"{x:.3f}"
     # Values in physical units: three significant digits, never scientific notation.
@@ -585,14 +596,15 @@ def _fmt_number(x: float, metric: str) -> str:
 
 
 def format_cell(r: MetricRecord | None) -> str:
-    """``"0.873 (0.816–0.922)"``; the value alone without a CI; ``"n/a"`` when undefined."""
+    """``"0.873 (0.816 to 0.922)"``, negative numbers with a minus sign (``"−0.417 to −0.021"``);
+    without a CI the value and why it has none; ``"n/a"`` when undefined."""
     if r is None:
         return ""
     if not math.isfinite(r.value):
         return "n/a"
-    text = _fmt_number(r.value, r.metric)
+    text = _fmt_number(r.value, r.metric).replace("-", "\u2212")
     if math.isfinite(r.ci_low) and math.isfinite(r.ci_high):
-        text += f" ({_fmt_number(r.ci_low, r.metric)}–{_fmt_number(r.ci_high, r.metric)})"
+        text += f" ({format_interval(r.ci_low, r.ci_high, lambda x: _fmt_number(x, r.metric))})"
     elif r.note:
         text += f" ({r.note})"
     return text

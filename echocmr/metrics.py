@@ -572,11 +572,13 @@ def bootstrap_roc_band(y_true, y_score, counts, level: float, n_grid: int = ROC_
 
 
 def sensitivity_specificity(y_true, y_score, threshold: float) -> tuple[float, float]:
-    """Sensitivity and specificity calling ``score >= threshold`` positive (sklearn's convention);
-    NaN for a class that is absent."""
+    """Sensitivity and specificity calling ``score >= threshold`` positive (the one convention,
+    :func:`echocmr.calls.called_positive`); NaN for a class that is absent."""
+    from .calls import called_positive
+
     y, s = _pair(y_true, y_score)
     pos = _binary(y)
-    called = s >= threshold
+    called = called_positive(s, threshold)
     sens = float(called[pos].mean()) if pos.any() else math.nan
     spec = float((~called[~pos]).mean()) if (~pos).any() else math.nan
     return sens, spec

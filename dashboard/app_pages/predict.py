@@ -7,6 +7,7 @@ import streamlit as st
 import tables
 import ui
 from echocmr.config import default_bundle_dir
+from echocmr.calls import NOT_CALLED
 from echocmr.targets import CLASSIFIER_LABELS
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
@@ -93,10 +94,19 @@ if not pred.fused:
     st.warning("No clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
-st.dataframe(tables.fused_table(pred), hide_index=True, width="stretch")
-st.caption("Binary findings: predicted probability, called positive above the threshold chosen on the "
-           "validation set; sensitivity and specificity at that threshold on the held-out test set. "
-           "T1, T2 and ECV: predicted value against the clinical cut-off.")
+fused = tables.fused_table(pred)
+st.dataframe(tables.style_fused(fused), hide_index=True, width="stretch")
+uncalled = [p.label for p in pred.fused.values() if not p.called]
+if uncalled:
+    st.warning(f"**Not called: {', '.join(uncalled)}.** {NOT_CALLED.capitalize()}: the held-out test set does "
+               "not show that the model separates these findings better than chance (AUROC lower bound not "
+               "above 0.5; for T1, T2, ECV: R² lower bound not above 0), so the value is shown without a call.",
+               icon=":material/do_not_disturb_on:")
+interval = next(iter(pred.fused.values())).interval
+st.caption("Binary findings: predicted probability, called positive at or above the threshold chosen on the "
+           "validation set; sensitivity, specificity, PPV and NPV at that threshold on the held-out test set "
+           f"({interval}). T1, T2 and ECV: predicted value, called against the clinical cut-off only where "
+           "the held-out R² shows a signal.")
 st.subheader("Per-view predictions")
 st.dataframe(tables.per_view_table(pred), hide_index=True, width="stretch")
 ui.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")
