@@ -140,6 +140,9 @@ class PrepareConfig:
     # n_frames x period *frames*, so across exports at 30-100 frames/s only a common rate makes it
     # span the same time. The rate travels in the checkpoints; predict applies it to uploads.
     target_fps: float = 0.0
+    # "stratified": the patient split holds every binary finding's share (echocmr.splits);
+    # "random": patients shuffled and cut (how datasets prepared before it were split).
+    split_method: str = "stratified"
 
 
 @dataclass(frozen=True)

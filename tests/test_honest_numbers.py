@@ -187,3 +187,31 @@ def test_patient_unit_gives_one_prediction_per_patient():
     s = bundle.summary
     assert s["unit"] == "patient" and s["n_test_units"] == s["n_test_patients"] < s["n_test_studies"]
     assert bundle.metric("wma", "global", "auroc").n == s["n_test_patients"]
+
+
+# ----------------------------------------------------------------------------- stratified split
+
+
+def test_stratified_split_holds_each_findings_share():
+    from echocmr.labels import assign_splits
+    from echocmr.splits import split_sizes, stratified_splits
+
+    rng = np.random.default_rng(0)
+    n = 400
+    findings = pd.DataFrame({"wma": rng.random(n) < 0.45, "t2_abnormal": rng.random(n) < 0.07,
+                             "ecv_abnormal": rng.random(n) < 0.12},
+                            index=[f"P{i:04d}" for i in range(n)])
+    fractions = (0.7, 0.1, 0.2)
+    splits = stratified_splits(findings, fractions, seed=0)
+    assert splits == stratified_splits(findings, fractions, seed=0)  # deterministic from the seed
+    assert splits != stratified_splits(findings, fractions, seed=1)
+    split = pd.Series(splits).reindex(findings.index)
+    assert split.value_counts().to_dict() == {k: v for k, v in split_sizes(n, fractions).items()}
+    random = pd.Series(assign_splits(pd.Series(findings.index), fractions, 0)).reindex(findings.index)
+    for finding in findings.columns:
+        for name, fraction in zip(("train", "val", "test"), fractions):
+            want = fraction * findings[finding].sum()
+            assert abs(findings.loc[split == name, finding].sum() - want) < 1.5
+        # the random cut of the same cohort misses the shares by more
+    worst = max(abs(findings.loc[random == "test", f].sum() - 0.2 * findings[f].sum()) for f in findings)
+    assert worst > 1.5
