@@ -174,12 +174,15 @@ def target_label(name: str) -> str:
 
 
 def estimate(x, lo=None, hi=None, digits: int = 3, note: str | None = None) -> str:
-    """'0.873 (0.816–0.922)'; without an interval, the value and the reason (``note``) if any."""
+    """'0.873 (0.816 to 0.922)', '−0.417 to −0.021'; without an interval, the value and the reason
+    (``note``) if any."""
+    from echocmr.bootstrap_ci import format_interval, signed
+
     if not _finite(x):
         return "—"
-    text = f"{x:.{digits}f}"
+    text = signed(f"{x:.{digits}f}")
     if _finite(lo) and _finite(hi):
-        return f"{text} ({lo:.{digits}f}–{hi:.{digits}f})"
+        return f"{text} ({format_interval(lo, hi, lambda v: f'{v:.{digits}f}')})"
     return f"{text} ({note})" if note else text
 
 

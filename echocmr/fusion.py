@@ -152,6 +152,20 @@ class FusionModel:
     def targets(self) -> tuple[str, ...]:
         return tuple(self.models)
 
+    def summary_rows(self) -> list[dict]:
+        """Per target, what fuses a study with every view: method, views, the cross-validated
+        scores of the fit and of the mean (AUROC or R²), studies fitted on, and why."""
+        rows = []
+        for t in self.models:
+            m = self.choice(t)
+            if m is None:
+                continue
+            metric = "AUROC" if TARGETS_BY_NAME[t].kind == "binary" else "R²"
+            rows.append({"target": t, "method": m.method, "views": "+".join(m.features), "cv_metric": metric,
+                         "cv_fused": m.cv_fused, "cv_mean": m.cv_mean, "n_fit": m.n_fit, "n_pos": m.n_pos,
+                         "n_patients": m.n_patients, "reason": m.reason})
+        return rows
+
     # ---- serialisation ------------------------------------------------------------------
     def to_json(self) -> dict:
         return {

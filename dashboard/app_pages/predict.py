@@ -103,6 +103,10 @@ if uncalled:
                "above 0.5; for T1, T2, ECV: R² lower bound not above 0), so the value is shown without a call.",
                icon=":material/do_not_disturb_on:")
 interval = next(iter(pred.fused.values())).interval
+for p in pred.fused.values():
+    if p.called and p.rates:
+        st.markdown(f"**{p.label}: {p.status}** at ≥ {ui.target_value(p.target, p.threshold)} — "
+                    + " · ".join(f"{name} {tables.rate_text(p.rates[key])}" for key, name in tables.RATE_NAMES.items()))
 st.caption("Binary findings: predicted probability, called positive at or above the threshold chosen on the "
            "validation set; sensitivity, specificity, PPV and NPV at that threshold on the held-out test set "
            f"({interval}). T1, T2 and ECV: predicted value, called against the clinical cut-off only where "
