@@ -65,6 +65,8 @@ def table2_for_display(frame: pd.DataFrame) -> pd.DataFrame:
     views = frame.drop(columns=["target", "label", "metric", "unit"]).rename(columns={"global": "Global (fused)"})
     views = views[["Global (fused)", *[c for c in views.columns if c != "Global (fused)"]]]
     shown = pd.concat([pd.DataFrame({"Finding": frame["label"], "Measure": measure}), views], axis=1)
+    # The reason is long and the same for every such cell: the caption under the table gives it.
+    shown = shown.replace(r" \(interval withheld: .*\)\)$", " (interval withheld *)", regex=True)
     return shown.replace({"": "—", "n/a": "—"})
 
 

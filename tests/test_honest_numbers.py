@@ -215,3 +215,28 @@ def test_stratified_split_holds_each_findings_share():
         # the random cut of the same cohort misses the shares by more
     worst = max(abs(findings.loc[random == "test", f].sum() - 0.2 * findings[f].sum()) for f in findings)
     assert worst > 1.5
+
+
+def test_bundle_content_stamp_changes_with_the_bundle(tmp_path):
+    from echocmr.bundle import content_stamp
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "bundle.json").write_text('{"name": "a"}')
+    (tmp_path / "results" / "operating_points.json").write_text("{}")
+    first = content_stamp(tmp_path)
+    assert content_stamp(tmp_path) == first
+    (tmp_path / "results" / "operating_points.json").write_text('{"wma": {}}')
+    assert content_stamp(tmp_path) != first
+
+
+def test_evaluate_cli_takes_the_new_options():
+    from echocmr import cli
+    from echocmr.commands.evaluate import config_from_args
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["evaluate", "--run", "r", "--data", "d", "--out", "o", "--ci-method", "bca",
+                              "--windows", "all", "--unit", "patient", "--ci-level", "0.9"])
+    config = config_from_args(args)
+    assert (config.ci_method, config.tta_clips, config.unit, config.ci_level) == ("bca", "all", "patient", 0.9)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--run", "r", "--data", "d", "--out", "o", "--windows", "0"])

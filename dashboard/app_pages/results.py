@@ -62,7 +62,7 @@ with table:
     st.dataframe(tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
     if any(r.note for r in res.metrics):
         units = "studies" if summary.get("resample_unit") == "study" else "patients"
-        st.caption(f"Interval withheld: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} "
+        st.caption(f"\\* Interval withheld: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} "
                    f"test {units} with, or without, the finding — a bootstrap interval from so few would look "
                    "precise and mean nothing. The value is shown with the reason, and such a finding is never "
                    "called on the Predict page.")
