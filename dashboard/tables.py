@@ -1,8 +1,8 @@
 """Tables of one study's prediction, formatted for reading (units, percentages, calls)."""
 
 import pandas as pd
-
 import ui
+
 from echocmr.targets import TARGETS
 
 

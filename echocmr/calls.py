@@ -130,7 +130,7 @@ def operating_points(allpred, records, counts, units, position, spec: IntervalSp
         thr = youden_threshold(val["y_true"].to_numpy(), val["y_pred"].to_numpy()) if len(val) else math.nan
         called, why = signal_evidence(found.get((t, "auroc")))
         point = {"kind": "binary", "threshold": thr, "called": called, "evidence": why,
-                 "n_val": int(len(val)), "n_test": int(len(test))}
+                 "n_val": len(val), "n_test": len(test)}
         if math.isnan(thr) or test.empty:
             point.update({name: _undefined("no threshold or no test studies") for name in RATES})
         else:

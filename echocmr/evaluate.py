@@ -350,7 +350,7 @@ def evaluate_split(
         "synthetic": synthetic,
         "n_test_studies": n_studies,
         "unit": config.unit,
-        "n_test_units": int(len(studies)),
+        "n_test_units": len(studies),
         "n_bootstrap": int(config.n_bootstrap),
         "resample_unit": config.resample_unit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -495,7 +495,7 @@ def view_classifier_accuracy(run_dir, prepared_dir, split: str = "test", chunk: 
                                                                           for c in ids])]
     hit = np.asarray(chosen) == truth
     recall = {label: float(hit[truth == label].mean()) for label in classifier.outputs if (truth == label).any()}
-    return {"split": split, "n": int(len(hit)), "accuracy": float(hit.mean()) if len(hit) else float("nan"),
+    return {"split": split, "n": len(hit), "accuracy": float(hit.mean()) if len(hit) else float("nan"),
             "recall": recall}
 
 

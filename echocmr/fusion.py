@@ -110,7 +110,7 @@ class SubsetModel:
         }
 
     @staticmethod
-    def from_json(data: dict) -> "SubsetModel":
+    def from_json(data: dict) -> SubsetModel:
         return SubsetModel(
             features=tuple(data["features"]),
             method=str(data["method"]),
@@ -184,7 +184,7 @@ class FusionModel:
         }
 
     @staticmethod
-    def from_json(data: dict) -> "FusionModel":
+    def from_json(data: dict) -> FusionModel:
         if not isinstance(data, dict) or data.get("kind") != "fusion":
             raise CheckpointError("not a fusion model: expected a JSON object with kind 'fusion'")
         if data.get("format_version") not in (1, FORMAT_VERSION):

@@ -26,7 +26,7 @@ SPLIT_METHODS = ("stratified", "random")
 
 
 def split_sizes(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
-    n_val, n_test = int(round(fractions[1] * n)), int(round(fractions[2] * n))
+    n_val, n_test = round(fractions[1] * n), round(fractions[2] * n)
     if n >= 3:
         n_val, n_test = max(n_val, 1), max(n_test, 1)
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
@@ -76,6 +76,6 @@ def split_balance(manifest: pd.DataFrame, targets) -> dict:
         shares = {t: float(pd.to_numeric(group[t], errors="coerce").mean()) for t in targets if t in group.columns}
         positives = {t: int(group.loc[pd.to_numeric(group[t], errors="coerce") > 0.5, "patient"].nunique())
                      for t in targets if t in group.columns}
-        out[str(split)] = {"patients": int(group["patient"].nunique()), "studies": int(len(group)),
+        out[str(split)] = {"patients": int(group["patient"].nunique()), "studies": len(group),
                            "prevalence": shares, "positive_patients": positives}
     return out

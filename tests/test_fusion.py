@@ -188,7 +188,7 @@ def test_logistic_fit_matches_sklearn():
 
     y, p = _views_data(n=200, seed=7, missing=0.0)
     x = np.log(p / (1 - p))
-    coef, b = fit_penalised(x, y, True, 0.03)
+    coef, _ = fit_penalised(x, y, True, 0.03)
     z = (x - x.mean(0)) / x.std(0)
     ref = LogisticRegression(C=1 / (0.03 * y.size), tol=1e-10, max_iter=10000).fit(z, y)
     assert np.allclose(coef * x.std(0), ref.coef_[0], atol=1e-5)

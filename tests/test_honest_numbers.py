@@ -10,8 +10,15 @@ import pytest
 
 from echocmr import calls as C
 from echocmr import metrics as M
-from echocmr.bootstrap_ci import (IntervalSpec, IntervalError, bca_bounds, describe_intervals, estimate,
-                                  format_interval, jackknife_counts)
+from echocmr.bootstrap_ci import (
+    IntervalError,
+    IntervalSpec,
+    bca_bounds,
+    describe_intervals,
+    estimate,
+    format_interval,
+    jackknife_counts,
+)
 from echocmr.metrics import MetricRecord
 
 
