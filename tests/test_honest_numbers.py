@@ -247,3 +247,30 @@ def test_evaluate_cli_takes_the_new_options():
     assert (config.ci_method, config.tta_clips, config.unit, config.ci_level) == ("bca", "all", "patient", 0.9)
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "--run", "r", "--data", "d", "--out", "o", "--windows", "0"])
+
+
+def test_predict_json_calls_only_findings_with_signal():
+    import json
+    from types import SimpleNamespace
+
+    from echocmr.fusion import FusionModel
+    from echocmr.predict import StudyPrediction, _fuse
+
+    rate = {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9, "note": ""}
+    points = {"wma": {"kind": "binary", "threshold": 0.5, "called": True, "evidence": "AUROC 0.9 (0.8 to 0.95)",
+                      **{r: rate for r in C.RATES}},
+              "lge": {"kind": "binary", "threshold": 0.5, "called": False, "evidence": "lower bound not above 0.5",
+                      **{r: rate for r in C.RATES}},
+              "t1": {"kind": "continuous", "threshold": 1060.0, "called": False, "evidence": "R² −0.1"}}
+    bundle = SimpleNamespace(fusion=FusionModel(models={"wma": {}, "lge": {}, "t1": {}}), operating_points=points,
+                             results_summary={"ci_level": 0.95, "ci_method": "bca", "n_bootstrap": 100,
+                                              "resample_unit": "patient"})
+    fused = _fuse({"A4C": {"wma": 0.5, "lge": 0.9, "t1": 1200.0}}, bundle)
+    assert fused["wma"].call is True and fused["wma"].status == "positive"  # 0.5 >= 0.5: positive
+    assert fused["lge"].call is None and fused["lge"].status == C.NOT_CALLED
+    assert fused["t1"].call is None and fused["t1"].status == C.NOT_CALLED
+    assert fused["wma"].interval == "95 % CIs: BCa bootstrap, 100 resamples of patients"
+    out = StudyPrediction([], [], {}, fused, {}, True).to_json()
+    text = json.dumps(out, allow_nan=False)
+    assert out["global"]["lge"]["status"] == C.NOT_CALLED and out["global"]["wma"]["rates"]["sensitivity"]["ci_low"] == 0.7
+    assert "NaN" not in text
