@@ -152,3 +152,31 @@ def rate(point: dict, name: str) -> dict:
         return value
     return {"value": math.nan if value is None else float(value), "ci_low": math.nan, "ci_high": math.nan,
             "note": "no interval recorded"}
+
+
+def points_from_results(res, spec: IntervalSpec, min_units: int = 5, seed: int = 0) -> dict:
+    """The call rules of an existing results bundle (:class:`echocmr.evaluate.ResultsBundle`),
+    from what it recorded: its fused AUROC / R² intervals (evidence), its validation-chosen
+    thresholds and its test predictions (rates with patient-level intervals). For results
+    written before calls were recorded, without re-running the models."""
+    from .metrics import bootstrap_counts
+    from .targets import GLOBAL
+
+    fused = res.predictions[res.predictions["view"] == GLOBAL].dropna(subset=["y_true", "y_pred"])
+    fused = fused[fused["split"] == res.summary.get("split", "test")]
+    found = {(r.target, r.metric): r for r in res.metrics if r.view == GLOBAL}
+    out = {}
+    for t, cell in fused.groupby("target", sort=False):
+        if TARGETS_BY_NAME[t].kind == "continuous":
+            out[t] = continuous_point(t, found.get((t, "r2")))
+            continue
+        thr = float((res.operating_points.get(t) or {}).get("threshold", math.nan))
+        called, why = signal_evidence(found.get((t, "auroc")))
+        point = {"kind": "binary", "threshold": thr, "called": called, "evidence": why, "n_test": int(len(cell))}
+        units = ("patient:" + cell["patient"].astype(str)).to_numpy()
+        counts = bootstrap_counts(units, len(cell), spec.n_bootstrap, np.random.default_rng(seed))
+        if math.isfinite(thr):
+            point.update(rates_with_intervals(cell["y_true"].to_numpy(), cell["y_pred"].to_numpy(), thr, counts,
+                                              units, spec, min_units))
+        out[t] = point
+    return out
