@@ -86,9 +86,19 @@ def rates_with_intervals(y: np.ndarray, score: np.ndarray, threshold: float, cou
         else:
             est = estimate(value, lambda c, d=den, m=num: _rate_samples(d, m, c), counts, spec, units)
             est_low, est_high = est.low, est.high
+            if value in (0.0, 1.0):  # every resample agrees: the bootstrap interval collapses to a point
+                est_low, est_high = _exact_bound(value, n_units, spec.level)
+                note = f"exact (Clopper–Pearson) bound over {n_units} {_unit_word(units, n_units)}"
         out[name] = {"value": value, "ci_low": est_low, "ci_high": est_high, "n": int(den.sum()),
                      "n_units": n_units, "note": note}
     return out
+
+
+def _exact_bound(value: float, n: int, level: float) -> tuple[float, float]:
+    """Clopper–Pearson interval of a rate of 0 or 1 observed in ``n`` independent units."""
+    alpha = (1.0 - level) / 2.0
+    bound = alpha ** (1.0 / n)  # the beta quantile at 0 or n successes in closed form
+    return (bound, 1.0) if value == 1.0 else (0.0, 1.0 - bound)
 
 
 def _unit_word(units: np.ndarray, count: int) -> str:
@@ -178,5 +188,7 @@ def points_from_results(res, spec: IntervalSpec, min_units: int = 5, seed: int =
         if math.isfinite(thr):
             point.update(rates_with_intervals(cell["y_true"].to_numpy(), cell["y_pred"].to_numpy(), thr, counts,
                                               units, spec, min_units))
+        else:
+            point.update({name: _undefined("no threshold") for name in RATES})
         out[t] = point
     return out

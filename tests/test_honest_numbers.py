@@ -274,3 +274,16 @@ def test_predict_json_calls_only_findings_with_signal():
     text = json.dumps(out, allow_nan=False)
     assert out["global"]["lge"]["status"] == C.NOT_CALLED and out["global"]["wma"]["rates"]["sensitivity"]["ci_low"] == 0.7
     assert "NaN" not in text
+
+
+def test_a_rate_of_100_percent_gets_an_exact_bound_not_a_point():
+    from scipy.stats import beta
+
+    y = np.r_[np.ones(20), np.zeros(30)]
+    s = np.r_[np.full(20, 0.9), np.full(30, 0.1)]  # perfect separation: specificity 100 %
+    units = np.array([f"patient:{i}" for i in range(50)])
+    counts = M.bootstrap_counts(units, 50, 500, np.random.default_rng(0))
+    spec_rate = C.rates_with_intervals(y, s, 0.5, counts, units, IntervalSpec(), 5)["specificity"]
+    assert spec_rate["value"] == 1.0 and spec_rate["ci_high"] == 1.0
+    assert spec_rate["ci_low"] == pytest.approx(beta.ppf(0.025, 30, 1)) and spec_rate["ci_low"] < 1.0
+    assert "exact" in spec_rate["note"]
