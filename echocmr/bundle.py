@@ -46,6 +46,7 @@ class ModelBundle:
     view_classifier: Any  # inference.LoadedModel
     fusion: Any  # fusion.FusionModel
     operating_points: dict = field(default_factory=dict)
+    results_summary: dict = field(default_factory=dict)  # results/summary.json (interval level, method…)
 
     @property
     def synthetic(self) -> bool:
@@ -54,6 +55,25 @@ class ModelBundle:
     @property
     def results_dir(self) -> Path:
         return self.path / self.meta.get("results", "results")
+
+
+def content_stamp(path: str | Path) -> str:
+    """Identity of a bundle's contents: sha256 over every file's relative path and, for the JSON
+    files (description, fusion, results), their bytes; for the rest (weights, examples) size and
+    modification time. A rebuilt or replaced bundle at the same path gets a new stamp, so cached
+    predictions are never served from the previous model."""
+    import hashlib
+
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(str(file.relative_to(root)).encode())
+        if file.suffix == ".json" and stat.st_size <= 16 * 1024 * 1024:
+            digest.update(file.read_bytes())
+        else:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
@@ -72,7 +92,8 @@ def load_bundle(path: str | Path) -> ModelBundle:
     results = root / meta.get("results", "results")
     operating = read_json(results / "operating_points.json", "operating points") \
         if (results / "operating_points.json").exists() else {}
-    return ModelBundle(root, meta, view_models, classifier, fusion, operating)
+    summary = read_json(results / "summary.json", "results summary") if (results / "summary.json").exists() else {}
+    return ModelBundle(root, meta, view_models, classifier, fusion, operating, summary)
 
 
 def describe_bundle(path: str | Path) -> dict:

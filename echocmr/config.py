@@ -143,6 +143,9 @@ class PrepareConfig:
     # n_frames x period *frames*, so across exports at 30-100 frames/s only a common rate makes it
     # span the same time. The rate travels in the checkpoints; predict applies it to uploads.
     target_fps: float = 0.0
+    # "stratified": the patient split holds every binary finding's share (echocmr.splits);
+    # "random": patients shuffled and cut (how datasets prepared before it were split).
+    split_method: str = "stratified"
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,10 @@ class EvalConfig:
     ci_level: float = 0.95
     seed: int = 0
     resample_unit: str = "patient"  # "patient" or "study"
-    tta_clips: int = 4  # clips per video averaged at test time
+    ci_method: str = "percentile"  # "percentile" or "bca" (echocmr.bootstrap_ci)
+    # Test-time windows per video averaged (an int), or "all": every start (echocmr.windows).
+    tta_clips: int | str = 4
+    unit: str = "study"  # unit of analysis: "study", or "patient" (one aggregated prediction each)
     # An AUROC interval needs this many resampling units (patients) with and without the finding.
     # Below it a percentile bootstrap is far too narrow (on pure noise, 2 positive patients gave
     # 0.73 (0.64-0.82)), so the interval is reported as undefined, with the reason.

@@ -217,8 +217,10 @@ class ClipDataset(Dataset):
             assert not isinstance(key, tuple), "evaluation keys are plain indices"
             video, clip = divmod(int(key), self.n_clips)
             array = open_clip(self.prepared_dir, self.clip_ids[video])
-            start = eval_starts(len(array), self.sampling, self.n_clips)[clip]
-            frames = array[frame_indices(len(array), self.sampling, start)]
+            from .windows import window_indices  # never wraps (test-time rule, echocmr.windows)
+
+            found = window_indices(len(array), self.sampling.n_frames, self.sampling.period, self.n_clips)
+            frames = array[found.indices[clip % len(found.indices)]]
         y, mask = torch.from_numpy(self.values[video]), torch.from_numpy(self.mask[video])
         if self.uint8_output:
             clip_u8 = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)).unsqueeze(0)

@@ -44,6 +44,8 @@ class DemoConfig:
     preset: str = "cpu-demo"
     epochs: int = 0  # 0: the preset's
     n_bootstrap: int = 10_000
+    # BCa: the percentile interval under-covers near AUROC 1 (echocmr.bootstrap_ci).
+    ci_method: str = "bca"
 
 
 def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path | None = None) -> Path:
@@ -73,7 +75,8 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     if config.epochs:
         train_config = dataclasses.replace(train_config, epochs=config.epochs)
     train_model(train_config, prepared, run, resume=(run / "config.json").exists())
-    results = evaluate_run(run, prepared, run / "results", n_bootstrap=config.n_bootstrap, seed=config.seed)
+    results = evaluate_run(run, prepared, run / "results", n_bootstrap=config.n_bootstrap, seed=config.seed,
+                           ci_method=config.ci_method)
     # Built beside ``out`` and renamed into place only once complete (examples included).
     staging = out.with_name(f".{out.name}.demo")
     bundle = build_bundle(run, results, staging, name="EchoCMR synthetic demo",

@@ -42,7 +42,7 @@ from .scoring import (
     bootstrap_for_studies,
     evaluate_predictions,
     evaluate_split,
-    operating_points,
+    interval_spec,
     resampling_units,
     too_few_units_note,
 )
@@ -64,7 +64,7 @@ __all__ = [
     "PAPER_RESULTS", "PAPER_SOURCE", "PER_VIEW_TARGETS", "PREDICTION_COLUMNS", "EvaluationError",
     "ResultsBundle", "aggregate_per_study", "bootstrap_for_studies", "eval_config", "evaluate_predictions",
     "evaluate_run", "evaluate_split", "fit_fusion", "format_cell", "format_table2", "jsonable",
-    "long_predictions", "operating_points", "paper_table2_frame", "read_results", "resampling_units",
+    "long_predictions", "interval_spec", "paper_table2_frame", "read_results", "resampling_units",
     "run_evaluation", "simulate_predictions", "study_labels", "table2_frame", "too_few_units_note",
     "view_classifier_accuracy", "view_labels", "write_json", "write_results",
 ]
@@ -81,14 +81,16 @@ def evaluate_run(
     seed: int | None = None,
     resample_unit: str | None = None,
     ci_level: float | None = None,
-    tta_clips: int | None = None,
+    tta_clips: int | str | None = None,
+    ci_method: str | None = None,
+    unit: str | None = None,
 ) -> Path:
     """``echocmr evaluate`` as a function: predict val + test with ``RUN/<view>/best`` for every
     model view, fit fusion on val, evaluate test, write the bundle and ``fusion.json`` into
     ``out_dir``. Unset options keep :class:`EvalConfig`'s defaults. Returns ``out_dir``."""
     run_evaluation(run_dir, prepared_dir, out_dir, eval_config(
         n_bootstrap=n_bootstrap, seed=seed, resample_unit=resample_unit, ci_level=ci_level,
-        tta_clips=tta_clips))
+        tta_clips=tta_clips, ci_method=ci_method, unit=unit))
     return Path(out_dir)
 
 
@@ -121,12 +123,24 @@ def run_evaluation(run_dir: PathLike, prepared_dir: PathLike, out_dir: PathLike,
     clip_preds = pd.concat(frames, ignore_index=True)
     synthetic = is_synthetic(prepared_dir)
     bundle, fusion = evaluate_predictions(clip_preds, labels, config, synthetic=synthetic)
+    bundle.summary["test_time_sampling"] = _sampling_summary(model, labels, config)
     views = view_classifier_accuracy(run_dir, prepared_dir, "test")
     if views is not None:
         bundle.summary["view_classifier"] = views
     write_results(bundle, out_dir)
     write_json(out_dir / "fusion.json", fusion.to_json())
     return bundle, fusion
+
+
+def _sampling_summary(model: Any, labels: pd.DataFrame, config: EvalConfig) -> dict:
+    """The test-time sampling used (echocmr.windows), with how many evaluated clips were shorter
+    than the model's span."""
+    from .windows import sampling_record
+
+    used = labels[labels["split"].isin(["val", "test"]) & labels["view"].isin(MODEL_VIEWS)
+                  & (labels["status"] == "ok")]
+    lengths = pd.to_numeric(used.get("n_frames", pd.Series(dtype=float)), errors="coerce").dropna()
+    return sampling_record(model.sampling.n_frames, model.sampling.period, config.tta_clips, lengths)
 
 
 def view_classifier_accuracy(run_dir: PathLike, prepared_dir: PathLike, split: str = "test",

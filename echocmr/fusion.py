@@ -4,21 +4,25 @@ Method (PAPER.md, "Model and training": global WMA/LGE by logistic regression ov
 views' predictions; continuous targets combined across views):
 
 * **Binary global targets** (``wma``, ``lge``, ``t1_abnormal``, ``t2_abnormal``,
-  ``ecv_abnormal``): logistic regression (sklearn ``LogisticRegression``, L2, C = 1) whose
-  features are the A4C, A2C and PLAX models' predicted probabilities *of that same target*,
-  logit-transformed after clipping to [``eps``, 1 − ``eps``].
-* **Continuous targets** (``t1``, ``t2``, ``ecv``): ordinary least squares (sklearn
-  ``LinearRegression``) on the per-view predictions in physical units.
+  ``ecv_abnormal``): L2-regularised logistic regression whose features are the A4C, A2C and PLAX
+  models' predicted probabilities *of that same target*, logit-transformed after clipping to
+  [``eps``, 1 − ``eps``].
+* **Continuous targets** (``t1``, ``t2``, ``ecv``): ridge regression on the per-view
+  predictions in physical units.
+* The strength is chosen by cross-validation over validation studies grouped by patient, and the
+  same (nested) cross-validation scores the plain mean of the views: the fitted model is kept only
+  when it beats the mean (:mod:`echocmr.fusion_cv`). Each subset records its method, the reason,
+  and both cross-validated scores.
 * Fitted on the **validation split only** (the per-view models never saw it), so the fusion
   weights are not fitted to the models' own training error.
 
 Missing views: a study may lack a view. One model is fitted for each of the 7 non-empty subsets
 of views (key: view names sorted and joined by ``+``, e.g. ``"A2C+A4C"``), using every validation
 study that has *at least* those views. A study is predicted by the model of exactly the views it
-has. A subset with fewer than ``min_studies`` usable validation studies — or, for a binary
-target, fewer than ``min_per_class`` studies in either class — is not fitted; it falls back to
-the **mean of the available views' logits → sigmoid** (binary) or the **mean of the available
-values** (continuous). Which subsets fell back is recorded in the JSON (``"method": "mean"``).
+has. A subset with fewer than ``min_studies`` usable validation studies (continuous) or fewer
+than ``min_per_class`` studies in either class (binary) is not fitted; like a subset whose fit
+did not beat it, it uses the **mean of the available views' logits → sigmoid** (binary) or the
+**mean of the available values** (continuous), recorded as ``"method": "mean"``.
 A study with no view predictions gets NaN.
 
 The model is JSON only (coefficients, intercepts, feature order, fitted-on counts) —
@@ -36,9 +40,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import CheckpointError
+from .fusion_cv import FusionFitConfig, fit_subset_cv
 from .targets import GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+METHODS = ("logistic", "ridge", "linear", "mean")  # "linear": format 1 (unregularised)
 DEFAULT_EPS = 1e-6
 
 
@@ -70,8 +76,10 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 class SubsetModel:
     """Fusion for the studies that have exactly ``features`` (views, in this order).
 
-    ``method``: ``"logistic"`` (binary), ``"linear"`` (continuous) or ``"mean"`` (fallback; no
-    coefficients). ``n_fit`` validation studies were available; ``n_pos`` positives (binary).
+    ``method``: ``"logistic"`` (binary), ``"ridge"`` (continuous) or ``"mean"`` (no
+    coefficients). ``n_fit`` validation studies were available; ``n_pos`` positives (binary);
+    ``cv_fused``/``cv_mean`` the cross-validated scores (AUROC or R²) of the fit and of the mean,
+    ``strength`` the chosen penalty, ``reason`` why this method was kept.
     """
 
     features: tuple[str, ...]
@@ -80,6 +88,11 @@ class SubsetModel:
     intercept: float = 0.0
     n_fit: int = 0
     n_pos: int | None = None
+    n_patients: int | None = None
+    strength: float | None = None
+    cv_fused: float | None = None
+    cv_mean: float | None = None
+    reason: str = ""
 
     def to_json(self) -> dict:
         return {
@@ -89,10 +102,15 @@ class SubsetModel:
             "intercept": float(self.intercept),
             "n_fit": int(self.n_fit),
             "n_pos": None if self.n_pos is None else int(self.n_pos),
+            "n_patients": self.n_patients,
+            "strength": self.strength,
+            "cv_fused": self.cv_fused,
+            "cv_mean": self.cv_mean,
+            "reason": self.reason,
         }
 
     @staticmethod
-    def from_json(data: dict) -> "SubsetModel":
+    def from_json(data: dict) -> SubsetModel:
         return SubsetModel(
             features=tuple(data["features"]),
             method=str(data["method"]),
@@ -100,6 +118,11 @@ class SubsetModel:
             intercept=float(data.get("intercept", 0.0)),
             n_fit=int(data.get("n_fit", 0)),
             n_pos=None if data.get("n_pos") is None else int(data["n_pos"]),
+            n_patients=_optional(data.get("n_patients"), int),
+            strength=_optional(data.get("strength"), float),
+            cv_fused=_optional(data.get("cv_fused"), float),
+            cv_mean=_optional(data.get("cv_mean"), float),
+            reason=str(data.get("reason") or ""),
         )
 
     def apply(self, x: np.ndarray, binary: bool) -> np.ndarray:
@@ -119,10 +142,29 @@ class FusionModel:
     eps: float = DEFAULT_EPS
     # target -> subset key -> model
     models: dict[str, dict[str, SubsetModel]] = field(default_factory=dict)
+    fit_config: dict = field(default_factory=dict)  # FusionFitConfig.to_json() of the fit
+
+    def choice(self, target: str, views=None) -> SubsetModel | None:
+        """The model used for studies with ``views`` (default: all of them)."""
+        return self.models.get(target, {}).get(subset_key(views or self.views))
 
     @property
     def targets(self) -> tuple[str, ...]:
         return tuple(self.models)
+
+    def summary_rows(self) -> list[dict]:
+        """Per target, what fuses a study with every view: method, views, the cross-validated
+        scores of the fit and of the mean (AUROC or R²), studies fitted on, and why."""
+        rows = []
+        for t in self.models:
+            m = self.choice(t)
+            if m is None:
+                continue
+            metric = "AUROC" if TARGETS_BY_NAME[t].kind == "binary" else "R²"
+            rows.append({"target": t, "method": m.method, "views": "+".join(m.features), "cv_metric": metric,
+                         "cv_fused": m.cv_fused, "cv_mean": m.cv_mean, "n_fit": m.n_fit, "n_pos": m.n_pos,
+                         "n_patients": m.n_patients, "reason": m.reason})
+        return rows
 
     # ---- serialisation ------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -131,6 +173,7 @@ class FusionModel:
             "format_version": FORMAT_VERSION,
             "views": list(self.views),
             "eps": self.eps,
+            "fit": self.fit_config,
             "targets": {
                 t: {
                     "kind": TARGETS_BY_NAME[t].kind,
@@ -141,10 +184,10 @@ class FusionModel:
         }
 
     @staticmethod
-    def from_json(data: dict) -> "FusionModel":
+    def from_json(data: dict) -> FusionModel:
         if not isinstance(data, dict) or data.get("kind") != "fusion":
             raise CheckpointError("not a fusion model: expected a JSON object with kind 'fusion'")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in (1, FORMAT_VERSION):
             raise CheckpointError(
                 f"fusion format_version {data.get('format_version')!r} is not supported "
                 f"(expected {FORMAT_VERSION})"
@@ -164,10 +207,14 @@ class FusionModel:
             for key, m in subsets.items():
                 if key != subset_key(m.features) or any(v not in views for v in m.features):
                     raise CheckpointError(f"fusion model {t}: subset {key!r} has features {m.features}")
+                if m.method not in METHODS:
+                    raise CheckpointError(f"fusion model {t}/{key}: unknown method {m.method!r}")
                 if m.method != "mean" and len(m.coef) != len(m.features):
                     raise CheckpointError(f"fusion model {t}/{key}: {len(m.coef)} coefficients for "
                                           f"{len(m.features)} features")
-        return FusionModel(views=views, eps=float(data.get("eps", DEFAULT_EPS)), models=models)
+        fit_data = data.get("fit")
+        fit: dict = fit_data if isinstance(fit_data, dict) else {}
+        return FusionModel(views=views, eps=float(data.get("eps", DEFAULT_EPS)), models=models, fit_config=fit)
 
     # ---- prediction -----------------------------------------------------------------------
     def predict_array(self, target: str, x: np.ndarray) -> np.ndarray:
@@ -222,28 +269,8 @@ class FusionModel:
         return out
 
 
-def _fit_subset(target: str, x: np.ndarray, y: np.ndarray, features, min_studies: int,
-                min_per_class: int) -> SubsetModel:
-    """Fit one subset model. x: ``(n, k)`` model-space features, y: ``(n,)``."""
-    binary = TARGETS_BY_NAME[target].kind == "binary"
-    n = int(y.size)
-    n_pos = int((y == 1).sum()) if binary else None
-    enough = n >= min_studies and (n_pos is None or min(n_pos, n - n_pos) >= min_per_class)
-    if not enough:
-        return SubsetModel(tuple(features), "mean", n_fit=n, n_pos=n_pos)
-    if binary:
-        from sklearn.linear_model import LogisticRegression
-
-        reg = LogisticRegression(C=1.0, max_iter=1000).fit(x, y.astype(int))
-        coef, intercept = reg.coef_[0], reg.intercept_[0]
-        method = "logistic"
-    else:
-        from sklearn.linear_model import LinearRegression
-
-        reg = LinearRegression().fit(x, y)
-        coef, intercept = reg.coef_, reg.intercept_
-        method = "linear"
-    return SubsetModel(tuple(features), method, tuple(float(c) for c in coef), float(intercept), n, n_pos)
+def _optional(x, kind):
+    return None if x is None else kind(x)
 
 
 def fit_fusion_arrays(
@@ -252,18 +279,21 @@ def fit_fusion_arrays(
     y: np.ndarray,
     views=MODEL_VIEWS,
     eps: float = DEFAULT_EPS,
-    min_studies: int = 10,
-    min_per_class: int = 3,
+    groups: np.ndarray | None = None,
+    config: FusionFitConfig = FusionFitConfig(),
 ) -> dict[str, SubsetModel]:
     """Fit all subset models of one target.
 
     x: ``(n, len(views))`` per-view predictions (NaN = missing view), y: ``(n,)`` study labels
-    (NaN = unlabelled; dropped). Returns ``{subset key: SubsetModel}`` for all non-empty subsets.
+    (NaN = unlabelled; dropped), groups: ``(n,)`` patient ids for the cross-validation folds
+    (default: every study its own patient). Returns ``{subset key: SubsetModel}`` for all
+    non-empty subsets.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or x.shape != (y.size, len(views)):
         raise ValueError(f"expected x of shape ({y.size}, {len(views)}) for y of shape {y.shape}; got {x.shape}")
+    groups = np.arange(y.size).astype(str) if groups is None else np.asarray(groups).astype(str)
     binary = TARGETS_BY_NAME[target].kind == "binary"
     feats = logit(x, eps) if binary else x
     labelled = ~np.isnan(y)
@@ -271,9 +301,12 @@ def fit_fusion_arrays(
     for subset in all_subsets(views):
         cols = [list(views).index(v) for v in subset]
         rows = labelled & ~np.isnan(x[:, cols]).any(axis=1)
-        models[subset_key(subset)] = _fit_subset(
-            target, feats[np.ix_(rows, cols)], y[rows], subset, min_studies, min_per_class
-        )
+        yr = y[rows]
+        fit = fit_subset_cv(feats[np.ix_(rows, cols)], yr, groups[rows], binary, config)
+        models[subset_key(subset)] = SubsetModel(
+            tuple(subset), fit.method, fit.coef, fit.intercept, int(yr.size),
+            int((yr == 1).sum()) if binary else None, int(np.unique(groups[rows]).size),
+            fit.strength, fit.cv_fused, fit.cv_mean, fit.reason)
     return models
 
 
@@ -283,16 +316,17 @@ def fit_fusion_frame(
     targets=GLOBAL_TARGETS,
     views=MODEL_VIEWS,
     eps: float = DEFAULT_EPS,
-    min_studies: int = 10,
-    min_per_class: int = 3,
+    config: FusionFitConfig = FusionFitConfig(),
 ) -> FusionModel:
     """Fit a :class:`FusionModel` from per-study per-view predictions and study labels.
 
-    per_study: long frame ``study, view, <target>…`` (validation split only, by the caller's
-    contract); labels: frame with ``study`` and a column per target (NaN = missing). Targets
-    missing from either frame are skipped.
+    per_study: long frame ``study, view, <target>…`` and, for patient-grouped folds, ``patient``
+    (validation split only, by the caller's contract); labels: frame with ``study`` and a column
+    per target (NaN = missing). Targets missing from either frame are skipped.
     """
     lab = labels.drop_duplicates("study").set_index("study")
+    patient_of = (per_study.drop_duplicates("study").set_index("study")["patient"]
+                  if "patient" in per_study.columns else None)
     models = {}
     for t in targets:
         if t not in per_study.columns or t not in lab.columns:
@@ -304,6 +338,8 @@ def fit_fusion_frame(
                                          dropna=False)
             wide = wide.reindex(columns=list(views))
         y = lab[t].reindex(wide.index).to_numpy(dtype=np.float64)
-        models[t] = fit_fusion_arrays(t, wide.to_numpy(dtype=np.float64), y, views, eps,
-                                      min_studies, min_per_class)
-    return FusionModel(views=tuple(views), eps=eps, models=models)
+        groups = None if patient_of is None else patient_of.reindex(wide.index).fillna("").astype(str).to_numpy()
+        if groups is not None:  # a study without a patient id is its own group
+            groups = np.where(groups == "", "study:" + wide.index.astype(str), groups)
+        models[t] = fit_fusion_arrays(t, wide.to_numpy(dtype=np.float64), y, views, eps, groups, config)
+    return FusionModel(views=tuple(views), eps=eps, models=models, fit_config=config.to_json())

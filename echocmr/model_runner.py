@@ -1,10 +1,11 @@
 """Run a checkpoint on clips: load it, sample windows, average their outputs (``echocmr predict`` / ``evaluate``).
 
-Test-time augmentation: each clip gives ``n_clips`` evenly spaced windows (the model's n_frames at
-its period, looping short clips); per clip the binary outputs are the mean of the windows'
-sigmoid probabilities, continuous ones the mean of the windows' values in physical units
-(un-standardised with the checkpoint's ``target_scaling``), view-classifier outputs the mean of
-the windows' softmax probabilities. (``n_clips`` keeps its historical name: it counts windows.)
+Test-time augmentation: each clip gives ``n_clips`` evenly spaced windows, or every window
+(``"all"``), of the model's n_frames at its period — never wrapping, at a lower period for a
+clip shorter than the span (:mod:`echocmr.windows`); per clip the binary outputs are the mean of
+the windows' sigmoid probabilities, continuous ones the mean of the windows' values in physical
+units (un-standardised with the checkpoint's ``target_scaling``), view-classifier outputs the mean
+of the windows' softmax probabilities. (``n_clips`` keeps its historical name: it counts windows.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .dataset import ClipSampling, eval_starts, frame_indices, select_rows, to_tensor
+from .dataset import ClipSampling, select_rows, to_tensor
 from .errors import CheckpointError, InputError
 from .ingest.resize import resample_indices
 from .models import prepare_input
@@ -83,38 +84,44 @@ def load_view_classifier(stem: str | Path, device: str | torch.device = "cpu") -
     return model
 
 
-def _windows(frames: np.ndarray, model: LoadedModel, n_clips: int) -> list[torch.Tensor]:
-    """The clip's ``n_clips`` normalised windows, each float32 (1, T, 112, 112)."""
+def _windows(frames: np.ndarray, model: LoadedModel, n_clips: int | str) -> list[torch.Tensor]:
+    """The video's test-time windows (:func:`echocmr.windows.window_indices`: never wrapping),
+    each normalised float32 (1, T, 112, 112)."""
+    from .windows import window_indices
+
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[1:] != (112, 112) or not len(frames):
         raise InputError("bad_clip", f"frames must be uint8 (T, 112, 112), got {frames.dtype} {frames.shape}")
     sampling = model.sampling
-    return [to_tensor(frames[frame_indices(len(frames), sampling, s)], model.meta["normalisation"])
-            for s in eval_starts(len(frames), sampling, n_clips)]
+    found = window_indices(len(frames), sampling.n_frames, sampling.period, n_clips)
+    return [to_tensor(frames[idx], model.meta["normalisation"]) for idx in found.indices]
 
 
 @torch.inference_mode()
-def _raw_outputs(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int,
+def _raw_outputs(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int | str,
                  batch_size: int) -> np.ndarray:
-    """Per-clip transformed outputs (probabilities / values), float64 (N videos, n_clips, K).
+    """Per-video mean of its windows' transformed outputs (probabilities / values), float64
+    (N videos, K). A video may have fewer windows than asked (its distinct ones) or, with
+    ``"all"``, many; windows are built one video at a time and run in batches."""
+    sums = np.zeros((len(frames_list), len(model.outputs)), dtype=np.float64)
+    counts = np.zeros(len(frames_list), dtype=np.int64)
+    pending: list[tuple[int, torch.Tensor]] = []
 
-    Clips are built one batch at a time, so memory stays at one batch whatever N is.
-    """
-    keys = [(v, c) for v in range(len(frames_list)) for c in range(n_clips)]
-    result = np.zeros((len(frames_list), n_clips, len(model.outputs)), dtype=np.float64)
-    cache: dict[int, list[torch.Tensor]] = {}
-    for begin in range(0, len(keys), batch_size):
-        chunk = keys[begin:begin + batch_size]
-        for v in {v for v, _ in chunk} - set(cache):
-            cache[v] = _windows(frames_list[v], model, n_clips)
-        batch = torch.stack([cache[v][c] for v, c in chunk])
+    def run(chunk):
+        batch = torch.stack([clip for _, clip in chunk])
         logits = model.module(prepare_input(batch, model.device)).float().cpu()
-        values = _transform(model, logits).numpy()
-        for (v, c), row in zip(chunk, values):
-            result[v, c] = row
-        for v in [v for v in cache if v < chunk[-1][0]]:
-            del cache[v]
-    return result
+        for (v, _), row in zip(chunk, _transform(model, logits).numpy()):
+            sums[v] += row
+            counts[v] += 1
+
+    for v, frames in enumerate(frames_list):
+        pending += [(v, clip) for clip in _windows(frames, model, n_clips)]
+        while len(pending) >= batch_size:
+            run(pending[:batch_size])
+            pending = pending[batch_size:]
+    if pending:
+        run(pending)
+    return sums / counts[:, None]
 
 
 def _transform(model: LoadedModel, logits: torch.Tensor) -> torch.Tensor:
@@ -132,12 +139,14 @@ def _transform(model: LoadedModel, logits: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def predict_clips(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int = 4,
+def predict_clips(model: LoadedModel, frames_list: list[np.ndarray], n_clips: int | str = 4,
                   batch_size: int = 8) -> np.ndarray:
-    """(N, n_outputs) float64: per video, TTA-averaged probabilities (binary) / unit values."""
+    """(N, n_outputs) float64: per video, the mean over its test-time windows (``n_clips``: a
+    number or "all", :mod:`echocmr.windows`) of probabilities (binary) / unit values."""
     if not frames_list:
         return np.zeros((0, len(model.outputs)), dtype=np.float64)
-    return _raw_outputs(model, frames_list, max(1, n_clips), max(1, batch_size)).mean(axis=1)
+    windows = n_clips if n_clips == "all" else max(1, int(n_clips))
+    return _raw_outputs(model, frames_list, windows, max(1, batch_size))
 
 
 def classify_views(classifier: LoadedModel, frames_list: list[np.ndarray], n_clips: int = 2,
@@ -152,7 +161,7 @@ def classify_views(classifier: LoadedModel, frames_list: list[np.ndarray], n_cli
     return results
 
 
-def predict_prepared(model: LoadedModel, prepared_dir: str | Path, split: str, view: str, n_clips: int = 4,
+def predict_prepared(model: LoadedModel, prepared_dir: str | Path, split: str, view: str, n_clips: int | str = 4,
                      batch_size: int = 8, chunk: int = 64) -> pd.DataFrame:
     """Predictions for the ``split`` clips of ``view`` (status ok) of a PREPARED dataset.
 

@@ -30,7 +30,8 @@ from .config import IngestLimits, PrepareConfig, data_home, to_dict
 from .errors import ConfigError, InputError
 from .jsonfile import read_json
 from .prepared import CLIPS_DIR, MANIFEST_BASE, MANIFEST_FILE, PREPARE_JSON, clip_path
-from .targets import TARGETS
+from .splits import split_balance
+from .targets import BINARY_TARGETS, GLOBAL_TARGETS, TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,26 @@ def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) 
     files.loc[unpaired, "reason"] = f"no CMR within {config.labels.pairing_window_days} days"
     duplicate = (files["status"] == "ok") & files["clip_id"].duplicated(keep="first")
     files.loc[duplicate, ["status", "reason"]] = ["rejected", "duplicate of another file's clip"]
-    splits = lab.assign_splits(files["patient"], config.split_fractions, config.seed)
-    files["split"] = files["patient"].map(splits)
     with_targets = lab.clip_targets(files, labels)
+    splits = _patient_splits(with_targets, config)
+    with_targets["split"] = with_targets["patient"].astype(str).map(splits)
     columns = MANIFEST_BASE + [t.name for t in TARGETS] + lab.COVARIATE_COLUMNS
     return with_targets.reindex(columns=columns)
+
+
+def _patient_splits(files: pd.DataFrame, config: PrepareConfig) -> dict[str, str]:
+    """Patient → split, by ``config.split_method`` (README, "How the data are split")."""
+    from .splits import SPLIT_METHODS, patient_findings, stratified_splits
+
+    if config.split_method not in SPLIT_METHODS:
+        raise ConfigError(f"split_method must be one of {SPLIT_METHODS}; got {config.split_method!r}")
+    if config.split_method == "random":
+        return lab.assign_splits(files["patient"].astype(str), config.split_fractions, config.seed)
+    usable = files[files["status"] == "ok"]
+    findings = patient_findings(usable, [t for t in GLOBAL_TARGETS if t in BINARY_TARGETS])
+    everyone = pd.Index(sorted(set(files["patient"].astype(str))))
+    findings = findings.reindex(everyone, fill_value=False)
+    return stratified_splits(findings, config.split_fractions, config.seed)
 
 
 def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = PrepareConfig(),
@@ -207,6 +223,7 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     synthetic = _is_synthetic(Path(sources.echo_index).parent)
     atomic_write_json(out / PREPARE_JSON, {
         "config": to_dict(config), "synthetic": synthetic,
+        "split_balance": split_balance(manifest, [t for t in GLOBAL_TARGETS if t in BINARY_TARGETS]),
         "counts": manifest["status"].value_counts().to_dict(),
     })
     return manifest

@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from . import bootstrap as B
+from . import calls as C
 from . import metrics as M
+from .bootstrap_ci import IntervalSpec, estimate
 from .config import EvalConfig
 from .errors import EvaluationError
 from .fusion import FusionModel
@@ -36,7 +38,8 @@ from .jsonfile import now_iso
 from .metrics import MetricRecord
 from .per_study import aggregate_per_study, fit_fusion, long_predictions
 from .results import ResultsBundle
-from .targets import BINARY_TARGETS, GLOBAL, GLOBAL_TARGETS, TARGETS, TARGETS_BY_NAME, VIEW_ORDER
+from .targets import TARGETS, TARGETS_BY_NAME, VIEW_ORDER
+from .units import to_patient_level
 
 log = logging.getLogger(__name__)
 
@@ -56,43 +59,47 @@ def too_few_units_note(y: np.ndarray, units: np.ndarray, minimum: int, unit_name
     n_with, n_without = len(np.unique(units[positive])), len(np.unique(units[~positive]))
     if min(n_with, n_without) >= minimum:
         return ""
-    which, count = ("positive", n_with) if n_with < n_without else ("negative", n_without)
+    which, count = ("with", n_with) if n_with < n_without else ("without", n_without)
     plural = {"patient": "patients", "study": "studies"}.get(unit_name, unit_name + "s")
-    return f"no CI: {count} {which} {unit_name if count == 1 else plural}"
+    return (f"interval withheld: {count} {unit_name if count == 1 else plural} {which} the finding "
+            f"(minimum {minimum})")
 
 
-def _binary_cell(target, view, y, p, counts, level, note: str = "", n_bins=10):
-    """Metrics and curves of one binary cell. y, p: ``(m,)``; counts ``(B, m)``; ``note``
-    non-empty: too few units for an AUROC interval (the value is still reported).
+def _binary_cell(target, view, y, p, counts, spec: IntervalSpec, units, note: str = "", n_bins=10):
+    """Metrics and curves of one binary cell. y, p, units: ``(m,)``; counts ``(B, m)``; ``note``
+    non-empty: too few units for an AUROC interval (the value is still reported, with the reason).
 
     Returns (records, roc entry, calibration entry, resamples dropped as single-class)."""
     if note:  # no interval: skip its bootstrap
         auc = M.Estimate(M.auroc(y, p), math.nan, math.nan, int(y.size))
     else:
-        auc = B.auroc_ci(y, p, counts, level)
+        auc = estimate(M.auroc(y, p), lambda c: B.bootstrap_auroc(y, p, c), counts, spec, units)
     recs = [_record(target, view, "auroc", auc, n_positive=int((y > 0.5).sum()), note=note)]
-    brier = B.with_ci(M.brier(y, p), B.bootstrap_brier(y, p, counts), level, y.size)
+    brier = estimate(M.brier(y, p), lambda c: B.bootstrap_brier(y, p, c), counts, spec, units)
     recs.append(_record(target, view, "brier", brier))
     roc = M.roc_curve(y, p)
     roc_entry = {"fpr": roc["fpr"], "tpr": roc["tpr"], "thresholds": roc["thresholds"], "band": {}}
     if not note:  # the band would mislead for the same reason as the AUROC interval
-        band = B.bootstrap_roc_band(y, p, counts, level)
+        band = B.bootstrap_roc_band(y, p, counts, spec.level)
         roc_entry["band"] = {"fpr": band["fpr"], "tpr_low": band["tpr_low"], "tpr_high": band["tpr_high"]}
     return recs, roc_entry, M.calibration_curve(y, p, n_bins), auc.n_nan
 
 
-def _continuous_cell(target, view, y, p, counts, level):
+def _continuous_cell(target, view, y, p, counts, spec: IntervalSpec, units):
     """Returns (records, Bland–Altman entry, resamples whose R² was undefined)."""
     ba = M.bland_altman(y, p)
-    boot_ba = B.bootstrap_bland_altman(y, p, counts)
-    n = y.size
-    r2 = B.r2_ci(y, p, counts, level)
+
+    def part(name):
+        return lambda c: B.bootstrap_bland_altman(y, p, c)[name]
+
+    r2 = estimate(M.r2(y, p), lambda c: B.bootstrap_r2(y, p, c), counts, spec, units)
+    mae = estimate(M.mae(y, p), lambda c: B.bootstrap_mae(y, p, c), counts, spec, units)
     recs = [
-        _record(target, view, "mae", B.mae_ci(y, p, counts, level)),
+        _record(target, view, "mae", mae),
         _record(target, view, "r2", r2),
-        _record(target, view, "bias", B.with_ci(ba.bias, boot_ba["bias"], level, n)),
-        _record(target, view, "loa_low", B.with_ci(ba.loa_low, boot_ba["loa_low"], level, n)),
-        _record(target, view, "loa_high", B.with_ci(ba.loa_high, boot_ba["loa_high"], level, n)),
+        _record(target, view, "bias", estimate(ba.bias, part("bias"), counts, spec, units)),
+        _record(target, view, "loa_low", estimate(ba.loa_low, part("loa_low"), counts, spec, units)),
+        _record(target, view, "loa_high", estimate(ba.loa_high, part("loa_high"), counts, spec, units)),
     ]
     return recs, ba.to_dict(), r2.n_nan
 
@@ -138,6 +145,11 @@ def evaluate_split(
     """
     started = time.perf_counter()
     allpred = long_predictions(per_study, labels, fusion)
+    n_studies = int(allpred.loc[allpred["split"] == split, "study"].nunique())
+    if config.unit == "patient":  # one aggregated prediction per patient (echocmr.units)
+        allpred = to_patient_level(allpred)
+    elif config.unit != "study":
+        raise EvaluationError(f"unit must be 'study' or 'patient'; got {config.unit!r}")
     preds = allpred[allpred["split"] == split].reset_index(drop=True)
     if preds.empty:
         raise EvaluationError(f"no predictions for split {split!r}; splits present: "
@@ -146,7 +158,7 @@ def evaluate_split(
     position = pd.Series(np.arange(len(studies)), index=studies["study"])
     counts = bootstrap_for_studies(studies, config)
     units = resampling_units(studies, config)
-    level = config.ci_level
+    spec = interval_spec(config)
 
     records: list[MetricRecord] = []
     roc, bland, calib, nan_resamples = {}, {}, {}, {}
@@ -159,26 +171,30 @@ def evaluate_split(
         key = _cell_key(target, view)
         if TARGETS_BY_NAME[target].kind == "binary":
             note = too_few_units_note(y, units[columns], config.min_class_units, config.resample_unit)
-            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, level, note)
+            recs, roc[key], calib[key], n_nan = _binary_cell(target, view, y, p, c, spec, units[columns], note)
             if n_nan:
                 nan_resamples[f"{key}|auroc"] = n_nan
         else:
-            recs, bland[key], n_nan = _continuous_cell(target, view, y, p, c, level)
+            recs, bland[key], n_nan = _continuous_cell(target, view, y, p, c, spec, units[columns])
             if n_nan:
                 nan_resamples[f"{key}|r2"] = n_nan
         records.extend(recs)
     records.sort(key=_record_order)
 
-    ops = operating_points(allpred, split=split, threshold_split=threshold_split)
+    ops = C.operating_points(allpred, records, counts, units, position, spec, config.min_class_units,
+                             split=split, threshold_split=threshold_split)
     summary = {
         "synthetic": synthetic,
-        "n_test_studies": int(len(studies)),
+        "n_test_studies": n_studies,
+        "unit": config.unit,
+        "n_test_units": len(studies),
         "n_bootstrap": int(config.n_bootstrap),
         "resample_unit": config.resample_unit,
         "created": now_iso(),
         "split": split,
         "n_test_patients": int(studies["patient"].nunique()),
-        "ci_level": float(level),
+        "ci_level": float(spec.level),
+        "ci_method": spec.method,
         "seed": int(config.seed),
         "fusion_fitted_on": threshold_split,
         "min_class_units": int(config.min_class_units),
@@ -198,28 +214,9 @@ def _record_order(r: MetricRecord):
     )
 
 
-def operating_points(allpred: pd.DataFrame, split: str = "test", threshold_split: str = "val") -> dict:
-    """Global binary targets: Youden-J threshold on ``threshold_split``, sens/spec on ``split``.
-
-    allpred: long predictions (:func:`long_predictions`) including both splits.
-    Returns ``{target: {"threshold", "sensitivity", "specificity", "n_val", "n_test"}}``.
-    """
-    out = {}
-    fused = allpred[(allpred["view"] == GLOBAL)].dropna(subset=["y_true", "y_pred"])
-    for t in (t for t in GLOBAL_TARGETS if t in BINARY_TARGETS):
-        cell = fused[fused["target"] == t]
-        if cell.empty:
-            continue
-        val = cell[cell["split"] == threshold_split]
-        test = cell[cell["split"] == split]
-        thr = M.youden_threshold(val["y_true"].to_numpy(), val["y_pred"].to_numpy()) if len(val) else math.nan
-        if math.isnan(thr) or test.empty:
-            sens = spec = math.nan
-        else:
-            sens, spec = M.sensitivity_specificity(test["y_true"].to_numpy(), test["y_pred"].to_numpy(), thr)
-        out[t] = {"threshold": thr, "sensitivity": sens, "specificity": spec,
-                  "n_val": int(len(val)), "n_test": int(len(test))}
-    return out
+def interval_spec(config: EvalConfig) -> IntervalSpec:
+    """How the intervals of an evaluation are made (level, percentile or BCa, resamples, unit)."""
+    return IntervalSpec(float(config.ci_level), config.ci_method, int(config.n_bootstrap), config.resample_unit)
 
 
 def evaluate_predictions(

@@ -8,11 +8,12 @@ view override re-runs only the models.
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,11 @@ class TargetPrediction:
 
     ``value`` is a probability for binary targets and a value in ``unit`` for continuous ones.
     ``threshold`` is the operating threshold chosen on validation (binary) or the clinical
-    cut-off (continuous); ``sensitivity``/``specificity`` are measured at it on the held-out test.
+    cut-off (continuous). ``called``: whether held-out evidence supports calling this target at
+    all (:mod:`echocmr.calls`; ``evidence`` says why); only then is ``call`` True (score at or
+    above the threshold) or False, otherwise None and ``status`` is ``calls.NOT_CALLED``.
+    ``rates``: sensitivity, specificity, PPV, NPV at the threshold on the held-out test, each
+    ``{value, ci_low, ci_high, note}``; ``interval`` says what the intervals are.
     """
 
     target: str
@@ -56,10 +61,21 @@ class TargetPrediction:
     unit: str
     value: float
     threshold: float | None
+    called: bool
     call: bool | None
-    sensitivity: float | None
-    specificity: float | None
+    status: str
+    evidence: str
+    rates: dict
+    interval: str
     views_used: tuple[str, ...]
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.rates.get("sensitivity", {}).get("value")
+
+    @property
+    def specificity(self) -> float | None:
+        return self.rates.get("specificity", {}).get("value")
 
 
 @dataclass
@@ -77,7 +93,7 @@ class StudyPrediction:
                  "threshold": None, "call": None}
                 for view, preds in self.per_view.items() for target, value in preds.items()]
         rows += [{"level": "study", "view": "global", "target": p.target, "value": p.value,
-                  "threshold": p.threshold, "call": p.call} for p in self.fused.values()]
+                  "threshold": p.threshold, "call": p.status} for p in self.fused.values()]
         return pd.DataFrame(rows, columns=["level", "view", "target", "value", "threshold", "call"])
 
     def to_json(self) -> dict:
@@ -92,10 +108,20 @@ class StudyPrediction:
             "views_fed": views_fed(self.clips),
             "rejected": [{"clip": name, "reason": reason} for name, reason in self.rejected],
             "per_view": {v: _rounded(p) for v, p in self.per_view.items()},
-            "global": {t: {k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in dataclasses.asdict(p).items()} for t, p in self.fused.items()},
+            "global": {t: _clean(dataclasses.asdict(p)) for t, p in self.fused.items()},
             "timings_s": _rounded(self.timings),
         }
+
+
+def _clean(obj):
+    """Floats rounded to 4 places, NaN → None (strict JSON), recursively."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float):
+        return round(obj, 4) if math.isfinite(obj) else None
+    return obj
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:
@@ -188,19 +214,28 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
 
 
 def _fuse(per_view: dict[str, dict[str, float]], bundle: ModelBundle) -> dict[str, TargetPrediction]:
+    from .bootstrap_ci import describe_intervals
+    from .calls import NOT_CALLED, RATES, rate
+
     if not per_view:
         return {}
     values = bundle.fusion.predict(per_view)
+    interval = describe_intervals(bundle.results_summary) if bundle.results_summary else "no intervals recorded"
     fused = {}
     for name in GLOBAL_TARGETS:
         if name not in values:
             continue
         spec = TARGETS_BY_NAME[name]
         point = bundle.operating_points.get(name, {})
-        threshold = spec.abnormal_above if spec.kind == "continuous" else point.get("threshold", 0.5)
+        threshold = spec.abnormal_above if spec.kind == "continuous" else point.get("threshold")
         value = float(values[name])
+        # No recorded evidence (e.g. no held-out results): nothing is called.
+        called = bool(point.get("called", False)) and threshold is not None and math.isfinite(threshold)
+        call = bool(is_positive(value, float(threshold))) if called and threshold is not None else None
+        words = ("positive", "negative") if spec.kind == "binary" else ("abnormal", "normal")
+        status = NOT_CALLED if call is None else words[0] if call else words[1]
+        rates = {r: rate(point, r) for r in RATES} if spec.kind == "binary" else {}
         fused[name] = TargetPrediction(
-            name, spec.label, spec.kind, spec.unit, value, threshold,
-            None if threshold is None else bool(is_positive(value, threshold)),
-            point.get("sensitivity"), point.get("specificity"), tuple(sorted(per_view)))
+            name, spec.label, spec.kind, spec.unit, value, threshold, called, call, status,
+            str(point.get("evidence", "no held-out evidence recorded")), rates, interval, tuple(sorted(per_view)))
     return fused

@@ -11,6 +11,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from .bootstrap_ci import format_interval, signed
 from .metrics import MetricRecord
 from .targets import GLOBAL, TARGETS, VIEW_ORDER
 
@@ -30,12 +31,13 @@ def format_number(x: float, metric: str) -> str:
 
 def format_estimate(value: float, low: float = math.nan, high: float = math.nan, metric: str = "auroc",
                     note: str = "", undefined: str = "n/a") -> str:
-    """``"0.873 (0.816–0.922)"``; the value and ``note`` without an interval; ``undefined`` for NaN."""
+    """``"0.873 (0.816 to 0.922)"``, negative numbers with a minus sign (``"−0.417 to −0.021"``);
+    the value and ``note`` (why there is no interval) without one; ``undefined`` for NaN."""
     if not _finite(value):
         return undefined
-    text = format_number(value, metric)
+    text = signed(format_number(value, metric))
     if _finite(low) and _finite(high):
-        text += f" ({format_number(low, metric)}–{format_number(high, metric)})"
+        text += f" ({format_interval(low, high, lambda x: format_number(x, metric))})"
     elif note:
         text += f" ({note})"
     return text
@@ -46,7 +48,7 @@ def _finite(x: object) -> bool:
 
 
 def format_cell(r: MetricRecord | None) -> str:
-    """A Table 2 cell: ``"0.873 (0.816–0.922)"``; ``"n/a"`` when undefined, ``""`` when not computed."""
+    """A Table 2 cell: ``"0.873 (0.816 to 0.922)"``; ``"n/a"`` when undefined, ``""`` when not computed."""
     if r is None:
         return ""
     return format_estimate(r.value, r.ci_low, r.ci_high, r.metric, r.note)

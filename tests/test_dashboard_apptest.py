@@ -68,7 +68,8 @@ def test_predict_example_study_and_override():
     assert len(view_boxes) + len(rejected) == n_files and view_boxes
     fused = at.dataframe[0].value
     assert len(fused) == len([t for t in GLOBAL_TARGETS])
-    assert {"Finding", "Prediction", "Threshold", "Sensitivity (test)", "Specificity (test)"} <= set(fused.columns)
+    assert {"Finding", "Prediction", "Threshold", "Call", "Sensitivity (test)", "Specificity (test)", "PPV (test)",
+            "NPV (test)"} <= set(fused.columns)
     per_view = at.dataframe[1].value
     assert len(per_view.columns) >= 2  # Finding + at least one view
     # Override the first clip's view: the page re-predicts without error and marks the change.
@@ -113,3 +114,55 @@ def test_train_page_lists_runs_from_disk(tmp_path):
     run_box.set_value("run-a").run()
     assert not at.exception, at.exception
     assert any("finished" in str(m.value) for m in at.markdown)
+
+
+def _bundle_with_calls(tmp_path) -> Path:
+    """The shipped bundle, made active from a copy whose call rules are computed from its own
+    recorded results (echocmr.calls.points_from_results) when it predates them."""
+    import shutil
+
+    from echocmr.bootstrap_ci import IntervalSpec
+    from echocmr.bundle import set_active_bundle
+    from echocmr.calls import points_from_results
+    from echocmr.evaluate import read_results, write_json
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    points_path = copy / "results" / "operating_points.json"
+    points = json.loads(points_path.read_text())
+    if not all("called" in p for p in points.values()):
+        write_json(points_path, points_from_results(read_results(copy / "results"), IntervalSpec(n_bootstrap=2000)))
+    set_active_bundle(copy)
+    return copy
+
+
+@pytest.mark.usefixtures("needs_bundle")
+def test_predict_page_calls_only_targets_with_signal(tmp_path):
+    """Issue 13: a no-signal target is shown "not called"; called ones carry rates with intervals."""
+    from echocmr.bootstrap_ci import describe_intervals
+    from echocmr.calls import NOT_CALLED
+    from echocmr.targets import TARGETS_BY_NAME
+
+    bundle = _bundle_with_calls(tmp_path)
+    points = json.loads((bundle / "results" / "operating_points.json").read_text())
+    called = {t for t, p in points.items() if p["called"]}
+    uncalled = set(points) - called
+    # The shipped synthetic model has both kinds (T1/T2/ECV carry no signal in it).
+    assert called and uncalled
+    at = open_page("app_pages/predict.py")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    fused = at.dataframe[0].value.set_index("Finding")
+    for t in uncalled:
+        row = fused.loc[TARGETS_BY_NAME[t].label]
+        assert row["Call"] == NOT_CALLED and row["Sensitivity (test)"] == "—"
+    for t in called:
+        row = fused.loc[TARGETS_BY_NAME[t].label]
+        assert row["Call"] in ("Positive", "Negative", "Abnormal", "Normal")
+        if TARGETS_BY_NAME[t].kind == "binary":
+            for column in ("Sensitivity (test)", "Specificity (test)"):
+                assert " to " in row[column] or "interval withheld" in row[column], row[column]
+    warning = " ".join(str(w.value) for w in at.warning)
+    assert "Not called" in warning and all(TARGETS_BY_NAME[t].label in warning for t in uncalled)
+    summary = json.loads((bundle / "results" / "summary.json").read_text())
+    assert describe_intervals(summary) in texts(at)  # level and method read from the results

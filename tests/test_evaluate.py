@@ -65,7 +65,9 @@ def test_bundle_cells(evaluated):
     fused = bundle.metric("wma", GLOBAL, "auroc").value
     assert fused > max(bundle.metric("wma", v, "auroc").value for v in MODEL_VIEWS)
     op = bundle.operating_points["wma"]
-    assert 0 < op["threshold"] < 1 and 0.5 < op["sensitivity"] <= 1 and op["n_val"] > 0
+    assert 0 < op["threshold"] < 1 and 0.5 < op["sensitivity"]["value"] <= 1 and op["n_val"] > 0
+    sens = op["sensitivity"]
+    assert sens["ci_low"] <= sens["value"] <= sens["ci_high"] and op["called"] is True
 
 
 def test_write_and_read_round_trip(evaluated, tmp_path):
@@ -138,10 +140,10 @@ def test_auroc_ci_is_withheld_when_too_few_patients_have_the_finding(simulated):
     bundle, _ = E.evaluate_predictions(clip_preds, labels, CONFIG)
     few = bundle.metric("t2_abnormal", GLOBAL, "auroc")
     assert math.isfinite(few.value) and math.isnan(few.ci_low) and math.isnan(few.ci_high)
-    assert few.note == "no CI: 2 positive patients"
+    assert few.note == "interval withheld: 2 patients with the finding (minimum 5)"
     n_studies = labels[labels["patient"].isin(test_patients[:2])]["study"].nunique()
     assert few.n_positive == n_studies >= 2
-    assert E.format_cell(few) == f"{few.value:.3f} (no CI: 2 positive patients)"
+    assert E.format_cell(few) == f"{few.value:.3f} (interval withheld: 2 patients with the finding (minimum 5))"
     many = bundle.metric("wma", GLOBAL, "auroc")
     assert many.note == "" and many.ci_low < many.value < many.ci_high and many.n_positive > 20
     assert bundle.roc["t2_abnormal|global"]["band"] == {} and len(bundle.roc["t2_abnormal|global"]["fpr"]) > 1
@@ -153,8 +155,8 @@ def test_auroc_ci_is_withheld_when_too_few_patients_have_the_finding(simulated):
 def test_too_few_units_counts_distinct_units_on_the_rarer_side():
     y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0], float)
     units = np.array(["a", "a", "b", "c", "d", "e", "f", "g", "g"])
-    assert E.too_few_units_note(y, units, 5, "patient") == "no CI: 2 positive patients"
-    assert E.too_few_units_note(1 - y, units, 5, "study") == "no CI: 2 negative studies"
+    assert E.too_few_units_note(y, units, 5, "patient") == "interval withheld: 2 patients with the finding (minimum 5)"
+    assert E.too_few_units_note(1 - y, units, 5, "study") == "interval withheld: 2 studies without the finding (minimum 5)"
     assert E.too_few_units_note(y, units, 2, "patient") == ""
 
 
@@ -179,17 +181,17 @@ def test_table2_text_and_frame(evaluated):
                   "Native T1 — MAE (ms)", "ECV — R²"):
         assert label in text
     wma = bundle.metric("wma", GLOBAL, "auroc")
-    assert f"{wma.value:.3f} ({wma.ci_low:.3f}–{wma.ci_high:.3f})" in text
+    assert f"{wma.value:.3f} ({wma.ci_low:.3f} to {wma.ci_high:.3f})" in text
     frame = E.table2_frame(bundle.metrics)
     assert frame.loc[frame["target"] == "wma", GLOBAL].item() == E.format_cell(wma)
 
 
 def test_paper_results_table():
     frame = E.paper_table2_frame()
-    assert frame.loc[frame["target"] == "wma", GLOBAL].item() == "0.873 (0.816–0.922)"
-    assert frame.loc[frame["target"] == "wma_view", "A4C"].item() == "0.817 (0.791–0.843)"
+    assert frame.loc[frame["target"] == "wma", GLOBAL].item() == "0.873 (0.816 to 0.922)"
+    assert frame.loc[frame["target"] == "wma_view", "A4C"].item() == "0.817 (0.791 to 0.843)"
     t1 = frame[(frame["target"] == "t1") & (frame["metric"] == "mae")]
-    assert t1[GLOBAL].item() == "49.8 (47.5–52.2)"
+    assert t1[GLOBAL].item() == "49.8 (47.5 to 52.2)"
     assert all(r.n is None for r in E.PAPER_RECORDS)
     pd.testing.assert_frame_equal(E.PAPER_RESULTS, frame)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from echocmr.bootstrap_ci import describe_intervals, level_text
 from echocmr_app import formatting, layout, loaders
 
 st.title("EchoCMR")
@@ -21,9 +22,9 @@ if meta is None:
 layout.banner(meta.get("synthetic", False))
 
 
-def headline_table(headline: list[dict]) -> pd.DataFrame:
+def headline_table(headline: list[dict], level: str) -> pd.DataFrame:
     rows = [{"Finding (whole study)": formatting.target_label(m["target"]),
-             "AUROC (95 % CI)": formatting.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high"), note=m.get("note")),
+             f"AUROC ({level})": formatting.estimate(m.get("value"), m.get("ci_low"), m.get("ci_high"), note=m.get("note")),
              "Test studies": m.get("n")} for m in headline]
     return pd.DataFrame(rows)
 
@@ -44,11 +45,11 @@ with left:
         f"**Training data:** {'synthetic cohort' if summary.get('synthetic', meta.get('synthetic')) else 'clinical cohort'}"
         f" — patients {formatting.split_counts(summary.get('patients'))}; studies {formatting.split_counts(summary.get('studies'))}"
     )
-    st.markdown("**Held-out test performance** (AUROC, 95 % bootstrap CI)")
+    results_summary = loaders.json_file(Path(meta["path"]) / meta.get("results", "results") / "summary.json") or {}
+    st.markdown(f"**Held-out test performance** (AUROC; {describe_intervals(results_summary)})")
     if meta.get("headline"):
-        st.dataframe(headline_table(meta["headline"]), hide_index=True, width="stretch")
-        views = (loaders.json_file(Path(meta["path"]) / meta.get("results", "results") / "summary.json") or {}).get(
-            "view_classifier")
+        st.dataframe(headline_table(meta["headline"], level_text(results_summary)), hide_index=True, width="stretch")
+        views = results_summary.get("view_classifier")
         if views:
             st.caption(f"View classifier: {formatting.pct(views.get('accuracy'), 1)} of {views.get('n')} held-out clips "
                        "labelled correctly (A4C, A2C, PLAX, other).")

@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from echocmr.config import default_bundle_dir
+from echocmr.calls import NOT_CALLED
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
 from echocmr_app import formatting, layout, loaders, pacs_source, study_cache, study_tables
@@ -105,10 +106,23 @@ if not pred.fused:
                "model window long): nothing to predict. Set a clip's view above to use it.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
-st.dataframe(study_tables.fused_table(pred), hide_index=True, width="stretch")
-st.caption("Binary findings: predicted probability, called positive above the threshold chosen on the "
-           "validation set; sensitivity and specificity at that threshold on the held-out test set. "
-           "T1, T2 and ECV: predicted value against the clinical cut-off.")
+fused = study_tables.fused_table(pred)
+st.dataframe(study_tables.style_fused(fused), hide_index=True, width="stretch")
+uncalled = [p.label for p in pred.fused.values() if not p.called]
+if uncalled:
+    st.warning(f"**Not called: {', '.join(uncalled)}.** {NOT_CALLED.capitalize()}: the held-out test set does "
+               "not show that the model separates these findings better than chance (AUROC lower bound not "
+               "above 0.5; for T1, T2, ECV: R² lower bound not above 0), so the value is shown without a call.",
+               icon=":material/do_not_disturb_on:")
+interval = next(iter(pred.fused.values())).interval
+for p in pred.fused.values():
+    if p.called and p.rates:
+        st.markdown(f"**{p.label}: {p.status}** at ≥ {formatting.target_value(p.target, p.threshold)} — "
+                    + " · ".join(f"{name} {study_tables.rate_text(p.rates[key])}" for key, name in study_tables.RATE_NAMES.items()))
+st.caption("Binary findings: predicted probability, called positive at or above the threshold chosen on the "
+           "validation set; sensitivity, specificity, PPV and NPV at that threshold on the held-out test set "
+           f"({interval}). T1, T2 and ECV: predicted value, called against the clinical cut-off only where "
+           "the held-out R² shows a signal.")
 st.subheader("Per-view predictions")
 st.dataframe(study_tables.per_view_table(pred), hide_index=True, width="stretch")
 layout.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")

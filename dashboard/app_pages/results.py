@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from echocmr.bootstrap_ci import describe_intervals, level_text
 from echocmr.config import EvalConfig
 from echocmr.results import read_results
 from echocmr.table2 import PAPER_RESULTS, table2_frame
@@ -40,23 +41,35 @@ path = choices[label]
 res = load(path, loaders.file_stamp(path, "metrics.json"))
 summary = res.summary
 layout.banner(summary.get("synthetic", False), "evaluation")
-st.caption(f"{summary.get('n_test_studies', '—')} held-out test studies · 95 % CIs from "
-           f"{summary.get('n_bootstrap', '—')} bootstrap resamples by {summary.get('resample_unit', 'patient')}")
+unit = summary.get("unit", "study")
+st.caption(f"{summary.get('n_test_studies', '—')} held-out test studies of {summary.get('n_test_patients', '—')} "
+           f"patients · unit of analysis: **{unit}** ({summary.get('n_test_units', summary.get('n_test_studies', '—'))} "
+           f"{'patients, one aggregated prediction each' if unit == 'patient' else 'studies'}) · "
+           f"{describe_intervals(summary)}")
+sampling = summary.get("test_time_sampling")
+if sampling:
+    st.caption(f"Test-time sampling: {sampling['windows']} window{'s' if sampling['windows'] != 1 else ''} per "
+               f"video of {sampling['n_frames']} frames every {sampling['period']}th frame, never wrapping; "
+               f"{sampling['n_videos_shorter_than_span']} of {sampling['n_videos']} videos were shorter than the "
+               f"{sampling['span']}-frame span and were sampled at a lower period.")
 
-table, roc, continuous, calibration, analyses = st.tabs(
-    ["Table 2", "ROC curves", "T1 · T2 · ECV", "Calibration", "Is the signal real?"])
+table, calls_tab, roc, continuous, calibration, analyses = st.tabs(
+    ["Table 2", "Fusion and calls", "ROC curves", "T1 · T2 · ECV", "Calibration", "Is the signal real?"])
 with table:
     ours = table2_frame(res.metrics)
-    st.markdown("**This model** (AUROC; MAE in ms or %; 95 % CI)")
+    st.markdown(f"**This model** (AUROC; MAE in ms or %; R²; {level_text(summary)})")
     st.dataframe(study_tables.table2_for_display(ours), hide_index=True, width="stretch", height="content")
     if any(r.note for r in res.metrics):
         units = "studies" if summary.get("resample_unit") == "study" else "patients"
-        st.caption(f"No CI: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} test {units} with (positive) or "
-                   "without (negative) the finding — a bootstrap interval from so few would look precise "
-                   "and mean nothing, so none is shown.")
+        st.caption(f"\\* Interval withheld: fewer than {summary.get('min_class_units', EvalConfig.min_class_units)} "
+                   f"test {units} with, or without, the finding — a bootstrap interval from so few would look "
+                   "precise and mean nothing. The value is shown with the reason, and such a finding is never "
+                   "called on the Predict page.")
     layout.csv_download(ours, "table2-this-model")
     st.markdown(f"**{PUBLISHED[0].upper() + PUBLISHED[1:]}**")
     st.dataframe(study_tables.table2_for_display(PAPER_RESULTS), hide_index=True, width="stretch", height="content")
+with calls_tab:
+    study_tables.fusion_section(path, res)
 with roc:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.roc, t)]
     target = st.selectbox("Finding", shown, format_func=formatting.target_label, key="roc-target")

@@ -7,6 +7,7 @@ Pure drawing: every number comes from a results bundle or a run's metrics (``ech
 import pandas as pd
 import plotly.graph_objects as go
 
+from echocmr.bootstrap_ci import level_text
 from echocmr.targets import BINARY_TARGETS, CLASSIFIER_LABELS, TARGETS_BY_NAME, VIEW_ORDER
 from echocmr_app import formatting, layout
 
@@ -26,7 +27,7 @@ def roc_figure(res, target: str) -> go.Figure:
         fig.add_scatter(x=roc["fpr"], y=roc["tpr"], name=view, line_color=colour, legendgroup=view,
                         line_width=3 if view == "global" else 2)
     fig.add_scatter(x=[0, 1], y=[0, 1], line=dict(dash="dot", color="#9AA5B1"), showlegend=False, hoverinfo="skip")
-    fig.update_layout(title=f"{TARGETS_BY_NAME[target].label}: ROC (shaded: 95 % bootstrap band)", height=460,
+    fig.update_layout(title=f"{TARGETS_BY_NAME[target].label}: ROC (shaded: {level_text(res.summary)} band, pointwise)", height=460,
                       xaxis_title="1 − specificity", yaxis_title="Sensitivity", xaxis_range=[0, 1], yaxis_range=[0, 1.02])
     return fig
 

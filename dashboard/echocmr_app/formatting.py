@@ -13,18 +13,18 @@ from echocmr.table2 import format_estimate
 from echocmr.targets import TARGETS_BY_NAME
 
 
-def _finite(x) -> bool:
+def is_finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def pct(x, digits: int = 0) -> str:
     """0.724 → '72 %' (probabilities, sensitivities)."""
-    return f"{100 * x:.{digits}f} %" if _finite(x) else "—"
+    return f"{100 * x:.{digits}f} %" if is_finite(x) else "—"
 
 
 def value(x, unit: str) -> str:
     """A measured / predicted value in its unit: '1034 ms', '28.4 %'."""
-    if not _finite(x):
+    if not is_finite(x):
         return "—"
     return f"{x:.0f} ms" if unit == "ms" else f"{x:.1f} {unit}".strip()
 
@@ -50,11 +50,11 @@ def estimate(x: object, lo: object = None, hi: object = None, metric: str = "aur
 
 
 def _number(x: object) -> float:
-    return float(x) if _finite(x) else math.nan
+    return float(x) if is_finite(x) else math.nan
 
 
 def duration(seconds) -> str:
-    if not _finite(seconds):
+    if not is_finite(seconds):
         return "—"
     seconds = int(round(seconds))
     if seconds < 60:

@@ -37,15 +37,18 @@ def describe(path: str) -> dict:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def _load_bundle(path: str, stamp: float):
+def _load_bundle(path: str, stamp: str):
     from echocmr.bundle import load_bundle as load
 
     return load(path)
 
 
 def load_bundle(path: str):
-    """The loaded ModelBundle (torch models on CPU), shared by every session."""
-    return _load_bundle(path, file_stamp(path))
+    """The loaded ModelBundle (torch models on CPU), shared by every session; re-read when any of
+    its files changes (fusion, operating points, weights), not only bundle.json."""
+    from echocmr.bundle import content_stamp
+
+    return _load_bundle(path, content_stamp(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -22,10 +22,17 @@ def ingest(key: str, _sources: tuple) -> list:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
-def predict(key: str, bundle_path: str, overrides: tuple, _items: list):
+def _predict(key: str, bundle_path: str, bundle_stamp: str, overrides: tuple, _items: list):
     from echocmr.study_prediction import predict_study
 
     return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None)
+
+
+def predict(key: str, bundle_path: str, overrides: tuple, items: list):
+    """One study's prediction, cached by the study, the bundle's content stamp and the overrides."""
+    from echocmr.bundle import content_stamp
+
+    return _predict(key, bundle_path, content_stamp(bundle_path), overrides, items)
 
 
 def study_key(sources: list[tuple[str, bytes]]) -> str:

@@ -26,19 +26,38 @@ def register(subparsers) -> None:
                    help="bootstrap unit: patient (cluster bootstrap, default) or study")
     p.add_argument("--ci-level", type=float, default=None, help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
-    p.add_argument("--tta-clips", type=int, default=None, help="clips per video averaged (default 4)")
+    p.add_argument("--ci-method", choices=("percentile", "bca"), default=None,
+                   help="bootstrap interval: percentile (default) or bca (bias-corrected and accelerated)")
+    p.add_argument("--windows", "--tta-clips", dest="tta_clips", type=_windows, default=None,
+                   help="test-time windows per video averaged: a number (default 4) or 'all' (every start)")
+    p.add_argument("--unit", choices=("study", "patient"), default=None,
+                   help="unit of analysis: study (default) or patient (one aggregated prediction each)")
     p.set_defaults(func=run)
+
+
+def _windows(text: str) -> int | str:
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--windows takes a number or 'all'; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--windows must be at least 1; got {value}")
+    return value
 
 
 def config_from_args(args):
     from ..evaluate import eval_config
 
     return eval_config(n_bootstrap=args.n_bootstrap, resample_unit=args.resample,
-                        ci_level=args.ci_level, seed=args.seed, tta_clips=args.tta_clips)
+                        ci_level=args.ci_level, seed=args.seed, tta_clips=args.tta_clips,
+                        ci_method=args.ci_method, unit=args.unit)
 
 
 def run(args) -> int:
     from .. import evaluate as E
+    from ..bootstrap_ci import describe_intervals
 
     config = config_from_args(args)
     bundle, _ = E.run_evaluation(args.run, args.data, args.out, config)
@@ -46,7 +65,7 @@ def run(args) -> int:
     print(E.format_table2(
         bundle.metrics,
         f"Table 2 — held-out test set, {s['n_test_studies']} stud{'y' if s['n_test_studies'] == 1 else 'ies'} "
-        f"({config.ci_level * 100:g}% CI, {config.n_bootstrap} {config.resample_unit} bootstrap resamples)",
+        f"({describe_intervals(s)}; unit of analysis: {s.get('unit', 'study')})",
     ))
     print(f"results written to {args.out}")
     return 0

@@ -87,12 +87,11 @@ def format_result(result) -> str:
                      f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames; {use}")
     for name, reason in result.rejected:
         lines.append(f"{name}: rejected: {reason}")
-    lines.append(f"{'target':<22}{'global':>10}  {'threshold':>10}  call")
+    lines.append(f"{'target':<22}{'global':>10}  {'≥ threshold':>10}  call")
     for p in result.fused.values():
         value = f"{p.value:.2f}" if p.kind == "binary" else f"{p.value:.1f} {p.unit}"
         threshold = "" if p.threshold is None else (f"{p.threshold:.2f}" if p.kind == "binary" else f"{p.threshold:g}")
-        call = "" if p.call is None else ("above" if p.call else "below")
-        lines.append(f"{p.label:<22}{value:>10}  {threshold:>10}  {call}")
+        lines.append(f"{p.label:<22}{value:>10}  {threshold:>10}  {p.status}")
     total = sum(result.timings.values())
     lines.append(f"time: {total:.2f} s ({', '.join(f'{k} {v:.2f}' for k, v in result.timings.items())})")
     return "\n".join(lines)

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--t2-ms", type=float, default=58.0, help="T2 abnormal above (ms)")
     p.add_argument("--ecv-pct", type=float, default=33.0, help="ECV abnormal above (%%)")
     p.add_argument("--seed", type=int, default=0, help="patient-level split seed")
+    p.add_argument("--split-method", choices=("stratified", "random"), default="stratified",
+                   help="patient split: stratified by the findings' prevalence (default) or random")
     p.add_argument("--workers", type=int, default=0, help="ingestion processes (0: one per core)")
     p.add_argument("--cluster", default="", metavar="ADDRESS",
                    help="ingest on a running Dask scheduler (tcp://host:port; pip install 'echocmr[cluster]'); "
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         labels=LabelConfig(pairing_window_days=args.window_days, t1_abnormal_ms=args.t1_ms,
                            t2_abnormal_ms=args.t2_ms, ecv_abnormal_pct=args.ecv_pct),
         seed=args.seed, use_known_views=args.use_known_views, workers=args.workers, target_fps=args.target_fps,
+        split_method=args.split_method,
     )
     manifest = prepare_dataset(sources, args.out, config, cluster=args.cluster)
     counts = manifest["status"].value_counts().to_dict()
