@@ -40,6 +40,7 @@ from .config import EvalConfig
 from .errors import EchoCMRError
 from .fusion import FusionModel, fit_fusion_frame
 from .metrics import MetricRecord
+from .trust import csv_text
 from .targets import (
     BINARY_TARGETS,
     CONTINUOUS_TARGETS,
@@ -529,7 +530,7 @@ def write_results(bundle: ResultsBundle, out_dir) -> Path:
     """Write the results bundle (every file atomically) into ``out_dir``; returns the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "predictions.csv", bundle.predictions[list(PREDICTION_COLUMNS)].to_csv(index=False))
+    atomic_write_text(out / "predictions.csv", csv_text(bundle.predictions[list(PREDICTION_COLUMNS)]))
     write_json(out / "metrics.json", [r.to_dict() for r in bundle.metrics])
     # Curves are long: no indentation keeps them compact.
     write_json(out / "roc.json", bundle.roc, indent=None)
@@ -537,7 +538,7 @@ def write_results(bundle: ResultsBundle, out_dir) -> Path:
     write_json(out / "calibration.json", bundle.calibration, indent=None)
     write_json(out / "operating_points.json", bundle.operating_points)
     write_json(out / "summary.json", bundle.summary)
-    atomic_write_text(out / "table2.csv", table2_frame(bundle.metrics).to_csv(index=False))
+    atomic_write_text(out / "table2.csv", csv_text(table2_frame(bundle.metrics)))
     return out
 
 

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import secrets
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +29,12 @@ from . import labels as lab
 from .atomic import append_line, atomic_save_npy, atomic_write_json, atomic_write_text, read_json_lines
 from .config import IngestLimits, PrepareConfig, data_home, to_dict
 from .errors import ConfigError, InputError
-from .targets import TARGETS
+from .targets import MODEL_VIEWS, OTHER_VIEWS, TARGETS
+from .trust import csv_text
 
 log = logging.getLogger(__name__)
+# One decode thread per file: the workers already keep every core busy.
+PREPARE_LIMITS = IngestLimits(decode_threads=1)
 MANIFEST_BASE = ["clip_id", "patient", "study", "view", "view_source", "view_confidence", "split",
                  "n_frames", "fps", "echo_cmr_days", "status", "reason"]
 
@@ -69,13 +72,18 @@ def _file_key(relative: str, salt: bytes) -> str:
 
 
 def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
-    """Worker: ingest one file and write its clip; returns a PHI-free record for ingest.jsonl."""
-    from .ingest import read_clip  # imported in the worker: keeps the parent light
+    """Ingest one file and write its clip; returns a PHI-free record for ingest.jsonl.
+
+    The file is decoded in an isolated worker (``ingest.decoder_pool``) with memory and time
+    caps: a decoder that aborts (GDCM on some corrupt JPEG-lossless frames), hangs or runs out
+    of memory rejects this file with a stable code, and the batch goes on.
+    """
+    from .ingest import read_clip_isolated
 
     key, path, clips_dir, salt, target_fps = task
     try:
-        # One decode thread per file: the pool already keeps every core busy.
-        clip = read_clip(path, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
+        clip = read_clip_isolated(path, salt=salt, limits=PREPARE_LIMITS, target_fps=target_fps or None,
+                                  session="prepare")
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
     atomic_save_npy(Path(clips_dir) / f"{clip.clip_id}.npy", clip.frames)
@@ -99,9 +107,12 @@ def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, targe
     if workers == 1 or len(todo) < 4:
         results = map(_ingest_one, todo)
         pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_ingest_one, todo, chunksize=4)
+    else:  # threads only wait: the decoding runs in `workers` isolated processes
+        from .ingest.decoder_pool import pool_for
+
+        pool_for(PREPARE_LIMITS, size=workers)  # sized before the threads first ask for it
+        pool = ThreadPoolExecutor(max_workers=workers)
+        results = pool.map(_ingest_one, todo)
     try:
         for record in results:
             append_line(journal, json.dumps(record))
@@ -119,10 +130,28 @@ def _read_inputs(sources: PrepareSources, config: PrepareConfig) -> tuple[pd.Dat
     reports = pd.read_csv(sources.cmr_reports, dtype={"patient_id": str, "cmr_id": str})
     lab.require_columns(index, lab.INDEX_COLUMNS, "echo index")
     lab.require_columns(reports, lab.REPORT_COLUMNS, "CMR report table")
+    check_views(index, "echo index")
     studies = index[["patient_id", "study_id", "study_date"]].drop_duplicates("study_id")
     paired = lab.pair_studies(studies, reports, config.labels.pairing_window_days)
     files = index.merge(paired[["study_id", "cmr_id", "echo_cmr_days"]], on="study_id", how="left")
     return files, lab.report_labels(reports, config.labels)
+
+
+KNOWN_VIEWS = frozenset(MODEL_VIEWS + OTHER_VIEWS + ("other",))
+
+
+def check_views(table: pd.DataFrame, what: str) -> None:
+    """A ``view`` cell must be empty or a known view name: it is copied into manifest.csv, the
+    bundle's data summary and the Data page, where a name, a date or ``=HYPERLINK(...)`` must
+    never arrive. Refused rows are given by number, never by value."""
+    if "view" not in table.columns:
+        return
+    views = table["view"]
+    bad = views.notna() & ~views.astype(str).isin(KNOWN_VIEWS)
+    if bad.any():
+        rows = ", ".join(str(i + 2) for i in list(bad[bad].index)[:10])  # +2: header line, 1-based
+        raise ConfigError(f"the {what} has {int(bad.sum())} row(s) whose view is not one of "
+                          f"{', '.join(sorted(KNOWN_VIEWS))} (CSV lines {rows})")
 
 
 def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareConfig, out: Path) -> pd.DataFrame:
@@ -135,6 +164,7 @@ def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareC
         if sources.known_views is None or not Path(sources.known_views).exists():
             raise ConfigError("--use-known-views needs the cohort's ground_truth/clips.csv")
         known = pd.read_csv(sources.known_views, dtype={"file": str})[["file", "view"]]
+        check_views(known, "known-views table")
         files = files.drop(columns=["view"], errors="ignore").merge(known, on="file", how="left")
         files["view_source"], files["view_confidence"] = "known", 1.0
         return files
@@ -201,7 +231,7 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)
-    atomic_write_text(out / "manifest.csv", manifest.to_csv(index=False))
+    atomic_write_text(out / "manifest.csv", csv_text(manifest))
     synthetic = _is_synthetic(Path(sources.echo_index).parent)
     atomic_write_json(out / "prepare.json", {
         "config": to_dict(config), "synthetic": synthetic,

@@ -59,13 +59,15 @@ def write_clip(clip, out: Path) -> None:
 
 
 def run(args) -> int:
-    from ..ingest import read_study
+    from ..ingest import read_study_isolated
 
     limits = IngestLimits()
     salt = args.salt.encode("utf-8")
     failures = 0
     for position, path in enumerate(args.files, start=1):
-        items = read_study(path, name=f"file {position}", limits=limits, salt=salt)
+        # Decoded in an isolated worker: a decoder that aborts, hangs or exhausts its memory cap
+        # rejects this file only (decoder_crashed / decoder_timeout / decoder_memory).
+        items = read_study_isolated(path, name=f"file {position}", limits=limits, salt=salt, session="cli")
         for item in items:
             if item.error is not None:
                 failures += 1
