@@ -80,6 +80,53 @@ def runs_dir() -> Path:
     return data_home() / "runs"
 
 
+@st.cache_resource(show_spinner=False)
+def upload_ledger():
+    """One ledger per server process: upload bytes held by every browser session."""
+    from echocmr.quotas import Quotas, UploadLedger
+
+    return UploadLedger(Quotas.from_env())
+
+
+def upload_limits() -> str:
+    from echocmr.config import IngestLimits
+    from echocmr.quotas import upload_limits_text
+
+    return upload_limits_text(upload_ledger().quotas, IngestLimits().max_file_bytes)
+
+
+def session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "no-session"
+
+
+def claim_uploads(sizes: list[int]) -> bool:
+    """Record this session's uploads against the quotas; False (and a plain message) if over."""
+    from echocmr.quotas import QuotaExceeded
+
+    try:
+        upload_ledger().claim(session_id(), sizes)
+    except QuotaExceeded as exc:
+        st.error(str(exc), icon=":material/block:")
+        return False
+    return True
+
+
+def attempt(action, *args, **kwargs):
+    """Run a core action; a refusal (role, quota, a run that cannot be evaluated…) is shown as
+    a plain error on the page instead of a traceback. Returns None when refused."""
+    from echocmr.errors import EchoCMRError
+    from echocmr.trust import redact_paths
+
+    try:
+        return action(*args, **kwargs)
+    except (EchoCMRError, RuntimeError, OSError) as exc:
+        st.error(redact_paths(str(exc)), icon=":material/block:")
+        return None
+
+
 # ---------------------------------------------------------------- page furniture
 
 
@@ -243,7 +290,7 @@ def ingest(key: str, _sources: tuple) -> list:
     """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)."""
     from echocmr.predict import ingest_study
 
-    return ingest_study(list(_sources))
+    return ingest_study(list(_sources), session=session_id())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)

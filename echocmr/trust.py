@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,14 @@ def check_architecture(model: Any, n_outputs: int) -> None:
             raise _refuse("bad_model_config", f"checkpoint model {key} must be an integer in {low}…{high}")
     if not 1 <= n_outputs <= MAX_OUTPUTS:
         raise _refuse("bad_outputs", f"a checkpoint may have 1…{MAX_OUTPUTS} outputs")
+
+
+# ---------------------------------------------------------------- text shown on pages
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[\w.@+~-]+)+/?")
+
+
+def redact_paths(text: str) -> str:
+    """Absolute paths in log text (server folders, command lines) cut to their last part:
+    pages show what happened, never where the server keeps things."""
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text or "")

@@ -32,9 +32,13 @@ def choose_sources() -> list[tuple[str, bytes]]:
     uploads = st.file_uploader(
         "Clips of one echo study — DICOM, AVI, MP4, or a zip of them", accept_multiple_files=True,
         help="Files are read in memory and de-identified; nothing is stored. File names are not kept "
-             "(they can carry patient details): clips are numbered in upload order.")
+             "(they can carry patient details): clips are numbered in upload order. " + ui.upload_limits())
+    st.caption(ui.upload_limits())
     if uploads:
+        if not ui.claim_uploads([f.size for f in uploads]):
+            st.stop()
         return [(f.name, f.getvalue()) for f in uploads]
+    ui.claim_uploads([])
     if st.button("Try the synthetic example study", icon=":material/play_circle:"):
         st.session_state["use_example"] = True
     return example_sources() if st.session_state.get("use_example") else []

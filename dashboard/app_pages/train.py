@@ -4,22 +4,26 @@ import dataclasses
 
 import streamlit as st
 
+import auth
 import charts
 import ui
 from echocmr import runs
 from echocmr.config import PRESETS, data_home, preset
 from echocmr.targets import MODEL_VIEWS
+from echocmr.trust import redact_paths
 
 st.title("Train a model")
+auth.refuse_unless("train")
 home, runs_dir = data_home(), ui.runs_dir()
-st.caption(f"Runs are kept in `{runs_dir}`; they keep going if you close this page.")
+actor = auth.current_actor()  # the core functions check the role again
+st.caption("Runs are kept in the data folder; they keep going if you close this page.")
 
 
 @st.fragment(run_every=2)
 def data_job(log) -> None:
     job = runs.job_status(log)
     st.markdown(f"Synthetic data set: {ui.state_badge(job.state)}")
-    st.code(job.log_tail or "…", language=None)
+    st.code(redact_paths(job.log_tail) or "…", language=None)
     if job.state != "running":
         st.rerun()  # the new data set appears in the form
 
@@ -32,13 +36,13 @@ def dataset_section() -> None:
                     "training (views taken from the generator). Takes a minute or two.")
         patients = st.number_input("Patients", 8, 2000, 40, step=8)
         if st.button("Generate and prepare", disabled=running, icon=":material/science:"):
-            log = runs.make_synthetic_dataset(home, int(patients)).log
-            running = True
+            job = ui.attempt(runs.make_synthetic_dataset, home, int(patients), actor=actor)
+            log, running = (job.log, True) if job else (log, running)
         if log is not None and running:
             data_job(log)
         elif log is not None and runs.job_status(log).state in ("failed", "interrupted"):
             st.error("The last synthetic data set could not be made:", icon=":material/error:")
-            st.code(runs.job_status(log).log_tail, language=None)
+            st.code(redact_paths(runs.job_status(log).log_tail), language=None)
 
 
 def start_form(prepared) -> None:
@@ -59,8 +63,10 @@ def start_form(prepared) -> None:
                           help=None if gpu else "No GPU found on this machine")
         if st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:") and views:
             config = dataclasses.replace(base, views=tuple(views), epochs=int(epochs), batch_size=int(batch), device=device)
-            st.session_state["run"] = runs.start_run(config, data, runs_dir).name
-            st.toast("Training started", icon=":material/model_training:")
+            info = ui.attempt(runs.start_run, config, data, runs_dir, actor=actor)
+            if info is not None:
+                st.session_state["run"] = info.name
+                st.toast("Training started", icon=":material/model_training:")
 
 
 def actions(info) -> None:
@@ -69,20 +75,23 @@ def actions(info) -> None:
     c1, c2, c3, c4 = st.columns(4)
     if c1.button("Stop", disabled=not info.active, icon=":material/stop:", help="Saves the last epoch, then stops"):
         with st.spinner("Stopping (the current epoch's checkpoint is saved first)…"):
-            st.toast(f"Run {runs.stop_run(info.path, grace_s=20)}")
+            outcome = ui.attempt(runs.stop_run, info.path, grace_s=20, actor=actor)
+            if outcome:
+                st.toast(f"Run {outcome}")
     if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
-        runs.resume_run(info.path)
+        ui.attempt(runs.resume_run, info.path, actor=actor)
     if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running", icon=":material/fact_check:"):
-        runs.start_evaluation(info.path)
+        ui.attempt(runs.start_evaluation, info.path, actor=actor)
     if c4.button("Make active model", disabled=not has_results, icon=":material/verified:",
                  help=None if has_results else "Evaluate the run first"):
         with st.spinner("Building the model bundle…"):
-            runs.make_active_model(info.path, home / "models")
-        st.toast("This run is now the active model", icon=":material/verified:")
+            made = ui.attempt(runs.make_active_model, info.path, home / "models", actor=actor)
+        if made is not None:
+            st.toast("This run is now the active model", icon=":material/verified:")
     if evaluation.state != "none":
         st.markdown(f"Held-out evaluation: {ui.state_badge(evaluation.state)}")
         if evaluation.state in ("running", "failed", "interrupted"):
-            st.code(evaluation.log_tail or "…", language=None)
+            st.code(redact_paths(evaluation.log_tail) or "…", language=None)
 
 
 @st.fragment(run_every=2)
@@ -91,7 +100,7 @@ def live(run_dir) -> None:
     info = p.info
     st.markdown(f"### {info.name} {ui.state_badge(info.state)}")
     if info.message and info.message not in ("started", "resumed"):
-        st.caption(info.message)
+        st.caption(redact_paths(info.message))
     c1, c2, c3 = st.columns(3)
     c1.metric("Model", ui.model_name(info.view))
     c2.metric("Epoch", f"{info.epoch or 0} / {info.epochs or '—'}")
@@ -106,7 +115,7 @@ def live(run_dir) -> None:
             with column:
                 ui.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
     with st.expander("Log (last lines)", expanded=info.state.startswith(("failed", "interrupted", "diverged"))):
-        st.code(p.log_tail or "…", language=None)
+        st.code(redact_paths(p.log_tail) or "…", language=None)
     actions(info)
     if st.session_state.get(f"was-active-{info.name}") and not info.active:
         st.session_state[f"was-active-{info.name}"] = False
