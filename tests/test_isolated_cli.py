@@ -124,3 +124,20 @@ def _native(seed: int) -> bytes:
     F.set_pixels(ds, scene, "RGB")
     F._meta(ds, F.SYNTAXES["explicit_le"])
     return F.to_bytes(ds)
+
+
+@pytest.mark.slow
+def test_the_robustness_bench_fuzzes_every_gdcm_and_openjpeg_syntax():
+    """The bench's per-syntax loop on a tiny count (the bench itself runs 10,000 per syntax)."""
+    import sys
+
+    from echocmr.config import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import robustness as R
+
+    rows = R.run_syntax_fuzz(4, seed=1)
+    assert set(rows) == {"jpeg_lossless", "jpegls", "j2k", "rle"}
+    for syntax, row in rows.items():
+        assert row["tried"] == 4 and row["parent deaths"] == 0, (syntax, row)
+        assert row["accepted"] + row["rejected"] + row["worker deaths"] == 4
