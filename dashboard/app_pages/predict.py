@@ -61,6 +61,7 @@ def clip_card(clip, key: str, base_view: str) -> None:
             if clip.clip.preview is not None:
                 ui.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
                 st.caption("Original frame, outside the sector masked")
+            st.caption(f"Burned-in text inside the sector: {clip.clip.burned_text}")
         st.selectbox(
             f"View — classifier: {VIEW_NAMES[base_view]}, {ui.pct(clip.view_probs.get(base_view, clip.view_confidence))} confident",
             CLASSIFIER_LABELS, index=CLASSIFIER_LABELS.index(base_view), format_func=VIEW_NAMES.get,

@@ -39,6 +39,7 @@ def clip_metadata(clip) -> dict:
         "n_frames": clip.n_frames, "fps": clip.fps, "fps_source": clip.fps_source,
         "pixel_spacing_mm": clip.pixel_spacing_mm, "sector": dataclasses.asdict(clip.sector),
         "source_format": clip.source_format, "view": clip.view, "content_sha256": clip.content_hash,
+        "burned_text": clip.burned_text,
     }
 
 
