@@ -67,6 +67,9 @@ def test_sequence_items_are_counted_before_parsing(tmp_path):
     with pytest.raises(InputError) as err:
         read_clip(data, limits=IngestLimits(max_dicom_items=100))
     assert err.value.code == "too_many_items"
+    from echocmr.ingest import ERROR_CODES
+
+    assert "too_many_items" in ERROR_CODES and "corrupt_frame" in ERROR_CODES
 
 
 def test_prepare_records_the_aborting_file_once_completes_the_rest_and_resumes(aborting, tmp_path, monkeypatch):
