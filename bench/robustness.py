@@ -125,6 +125,8 @@ def fuzz_syntax(syntax: str, mutations: int, seed: int) -> collections.Counter:
                     row["accepted"] += 1
                 elif result.error.code in ("decoder_crashed", "decoder_memory", "decoder_timeout"):
                     row["worker deaths"] += 1  # contained: the file fails, this process goes on
+                elif result.error.code == "decoder_failed":
+                    row["unexpected errors"] += 1  # a Python exception in the decoder: a bug to fix
                 else:
                     row["rejected"] += 1
     finally:
@@ -154,12 +156,13 @@ def run_syntax_fuzz(mutations: int, seed: int) -> dict[str, collections.Counter]
 
 
 def print_syntax_table(rows: dict[str, collections.Counter]) -> int:
-    head = f"{'syntax':<16}{'mutations':>10}{'accepted':>10}{'rejected':>10}{'worker deaths':>15}{'parent deaths':>15}"
+    head = (f"{'syntax':<16}{'mutations':>10}{'accepted':>10}{'rejected':>10}{'unexpected':>12}{'worker deaths':>15}"
+            f"{'parent deaths':>15}")
     print(head)
     print("-" * len(head))
     for syntax, r in rows.items():
-        print(f"{syntax:<16}{r['tried']:>10}{r['accepted']:>10}{r['rejected']:>10}{r['worker deaths']:>15}"
-              f"{r['parent deaths']:>15}")
+        print(f"{syntax:<16}{r['tried']:>10}{r['accepted']:>10}{r['rejected']:>10}{r['unexpected errors']:>12}"
+              f"{r['worker deaths']:>15}{r['parent deaths']:>15}")
     return sum(r["parent deaths"] for r in rows.values())
 
 
