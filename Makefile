@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-fast lint demo-assets venv clean bench
+.PHONY: run run-network test test-fast lint demo-assets venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ checkpoints/default/bundle.json: | $(STAMP)
 demo-assets: $(STAMP)
 	$(VENV)/bin/echocmr demo-assets --out checkpoints/default --force
 
+# Loopback only (127.0.0.1, .streamlit/config.toml): the operator is the only user.
 run: $(STAMP) checkpoints/default/bundle.json
 	$(VENV)/bin/streamlit run dashboard/Home.py
+
+# Network mode (README, "Security"): sign-in through OpenID Connect, roles from roles.toml,
+# listening on every interface for the host name users type: make run-network HOST=echo.example.org
+run-network: $(STAMP) checkpoints/default/bundle.json
+	@test -n "$(HOST)" || { echo "usage: make run-network HOST=<the host name users type>"; exit 1; }
+	@test -f .streamlit/secrets.toml || { echo "network mode needs .streamlit/secrets.toml with an [auth] section (README, Security)"; exit 1; }
+	ECHOCMR_AUTH=oidc $(VENV)/bin/streamlit run dashboard/Home.py --server.address 0.0.0.0 --server.allowedHosts $(HOST)
 
 # Lint and type-check the package, then every test (browser and slow ones included), slowest 15 listed.
 test: lint

@@ -5,8 +5,14 @@ expected, wrong outcome, crashes, the decoder worker's peak RSS in MiB), a fuzz 
 summary line ``crashes: N`` (must be 0). A crash is the worker dying (``decoder_crashed``,
 ``decoder_memory``, ``decoder_timeout``), an unexpected exception inside it
 (``decoder_failed``), or any exception other than InputError / CheckpointError in this process.
-Runs in well under two minutes on two CPU cores; ``--fuzz-seconds`` sets the fuzz budget.
-Exit status 0 only when there is no crash and every corpus case gave its expected outcome.
+``--fuzz-seconds`` sets the fuzz budget.
+
+Then a per-syntax fuzz of the GDCM / OpenJPEG / RLE decoders (``--mutations``, default 10,000
+per syntax: JPEG lossless, JPEG-LS, JPEG 2000, RLE), decoded as ``echocmr prepare`` does (a
+decoder pool of isolated workers) in a child process per syntax: the table gives mutations
+tried, worker deaths (contained: that file fails with decoder_crashed) and parent deaths (the
+calling process died: must be 0). Exit status 0 only when there is no crash, no parent death
+and every corpus case gave its expected outcome.
 """
 
 from __future__ import annotations
@@ -76,6 +82,90 @@ def run_fuzz(ctx, decoder, seconds: float, seed: int) -> collections.Counter:
     return row
 
 
+# Syntaxes decoded by GDCM (JPEG lossless, JPEG-LS), OpenJPEG (JPEG 2000) and pylibjpeg-rle.
+FUZZ_SYNTAXES = ("jpeg_lossless", "jpegls", "j2k", "rle")
+
+
+def syntax_seed(tmp: Path, syntax: str) -> bytes:
+    import dicom_factory as F
+
+    return F.write_dicom(tmp / f"{syntax}.dcm", F.make_scene(64, 80, 3, seed=11), syntax=syntax).read_bytes()
+
+
+def mutate_pixels(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
+    """Mostly edits inside the compressed frames (where the C decoders read), sometimes anywhere."""
+    import test_fuzz_ingest as Z
+
+    pixels = data.rfind(b"\xe0\x7f\x10\x00")
+    if pixels < 0 or rng.random() < 0.2:
+        return Z.mutate(data, rng, pool)
+    head, body = data[:pixels + 12], bytearray(data[pixels + 12:])
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(len(body))
+        body[at] = rng.randrange(256) if rng.random() < 0.7 else rng.choice((0xFF, 0x00, 0xD7, 0xD9, 0xDA))
+    return head + bytes(body)
+
+
+def fuzz_syntax(syntax: str, mutations: int, seed: int) -> collections.Counter:
+    """``mutations`` mutated files of one syntax through a decoder pool, as ``echocmr prepare``
+    decodes them; runs in a child process of the bench, whose death is a parent death."""
+    import hostile_corpus as H
+    from echocmr.ingest.decoder_pool import DecoderPool
+
+    rng = random.Random(f"{syntax}-{seed}")
+    row = collections.Counter()
+    pool = DecoderPool(H.LIMITS, size=1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="echocmr-fuzz-") as tmp:
+            seeds = [syntax_seed(Path(tmp), syntax)]
+            for _ in range(mutations):
+                result = pool.decode(mutate_pixels(seeds[0], rng, seeds), session="fuzz")
+                row["tried"] += 1
+                if result.error is None:
+                    row["accepted"] += 1
+                elif result.error.code in ("decoder_crashed", "decoder_memory", "decoder_timeout"):
+                    row["worker deaths"] += 1  # contained: the file fails, this process goes on
+                elif result.error.code == "decoder_failed":
+                    row["unexpected errors"] += 1  # a Python exception in the decoder: a bug to fix
+                else:
+                    row["rejected"] += 1
+    finally:
+        pool.close()
+    return row
+
+
+def run_syntax_fuzz(mutations: int, seed: int) -> dict[str, collections.Counter]:
+    """Each syntax's loop in its own child process (all at once); a child that dies is a parent death."""
+    import json
+    import subprocess
+
+    children = {syntax: subprocess.Popen([sys.executable, __file__, "--syntax-child", syntax, "--mutations",
+                                          str(mutations), "--seed", str(seed)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                for syntax in FUZZ_SYNTAXES}
+    rows = {}
+    for syntax, child in children.items():
+        out, _ = child.communicate()
+        row = collections.Counter()
+        if child.returncode == 0 and out.strip():
+            row.update(json.loads(out.strip().splitlines()[-1]))
+        else:
+            row["parent deaths"] += 1
+        rows[syntax] = row
+    return rows
+
+
+def print_syntax_table(rows: dict[str, collections.Counter]) -> int:
+    head = (f"{'syntax':<16}{'mutations':>10}{'accepted':>10}{'rejected':>10}{'unexpected':>12}{'worker deaths':>15}"
+            f"{'parent deaths':>15}")
+    print(head)
+    print("-" * len(head))
+    for syntax, r in rows.items():
+        print(f"{syntax:<16}{r['tried']:>10}{r['accepted']:>10}{r['rejected']:>10}{r['unexpected errors']:>12}"
+              f"{r['worker deaths']:>15}{r['parent deaths']:>15}")
+    return sum(r["parent deaths"] for r in rows.values())
+
+
 def print_table(rows: dict, fuzz: collections.Counter) -> None:
     head = f"{'category':<24}{'tried':>7}{'rejected ok':>13}{'accepted ok':>13}{'wrong':>7}{'crashes':>9}{'peak MiB':>10}"
     print(head)
@@ -98,7 +188,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fuzz-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mutations", type=int, default=10_000, help="per syntax (JPEG lossless, JPEG-LS, JPEG 2000, RLE)")
+    parser.add_argument("--syntax-child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.syntax_child:
+        import json
+
+        print(json.dumps(fuzz_syntax(args.syntax_child, args.mutations, args.seed)))
+        return 0
 
     import hostile_corpus as H
     from echocmr.ingest.isolated import IsolatedDecoder
@@ -115,11 +212,14 @@ def main() -> int:
     print_table(rows, fuzz)
     for line in wrong:
         print("wrong outcome:", line)
+    print()
+    parent_deaths = print_syntax_table(run_syntax_fuzz(args.mutations, args.seed))
     crashes = sum(r["crashes"] for r in rows.values()) + fuzz["crashes"]
     print(f"max decoder worker peak RSS: {max(peak, fuzz['peak']) / 2**20:.0f} MiB; "
           f"wall time: {time.perf_counter() - started:.0f} s")
+    print(f"parent deaths: {parent_deaths}")
     print(f"crashes: {crashes}")
-    return 0 if crashes == 0 and not wrong else 1
+    return 0 if crashes == 0 and parent_deaths == 0 and not wrong else 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ multipage discovery stays out of the way and the order and titles below are the 
 
 import streamlit as st
 
+from echocmr_app import auth
+
 st.set_page_config(page_title="EchoCMR", page_icon=":material/cardiology:", layout="wide")
+auth.gate()  # OIDC mode: only signed-in users with a role get past this line
 
 PAGES = [
     st.Page("app_pages/overview.py", title="Home", icon=":material/home:", default=True),
@@ -15,5 +18,7 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ]
+if not auth.can("train"):  # viewers: no Train page at all
+    PAGES = [p for p in PAGES if p.url_path != "train"]
 
 st.navigation(PAGES).run()

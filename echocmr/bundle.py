@@ -9,6 +9,7 @@ without executing anything it contains.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,15 +26,19 @@ MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file of a bundle, with a size cap and errors that name only the part."""
-    if not path.exists():
+    """Read a JSON file of a bundle: a regular file, size-capped, errors naming only the part."""
+    from .trust import read_json_file
+
+    if not os.path.lexists(path):
         raise CheckpointError(f"{what} is missing ({path.name})")
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise CheckpointError(f"{what} is larger than {MAX_JSON_BYTES // 2**20} MiB")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+    return read_json_file(path, what, MAX_JSON_BYTES)
+
+
+def _part(root: Path, meta: dict, key: str, default: str, what: str) -> Path:
+    """A path bundle.json names, confined to the bundle folder (trust.contained)."""
+    from .trust import contained
+
+    return contained(root, meta.get(key, default), what)
 
 
 @dataclass
@@ -54,7 +59,19 @@ class ModelBundle:
 
     @property
     def results_dir(self) -> Path:
-        return self.path / self.meta.get("results", "results")
+        return _part(self.path, self.meta, "results", "results", "results folder")
+
+
+def _stem(root: Path, meta: dict, key: str, what: str) -> Path:
+    """A checkpoint stem bundle.json names: the stem and both its files stay inside the bundle."""
+    from .trust import contained
+
+    name = meta.get(key, key if key == "view_classifier" else "")
+    stem = contained(root, name, what)
+    for suffix in (".json", ".safetensors"):
+        if os.path.lexists(f"{stem}{suffix}"):
+            contained(root, f"{name}{suffix}", what)
+    return stem
 
 
 def content_stamp(path: str | Path) -> str:
@@ -83,13 +100,17 @@ def load_bundle(path: str | Path) -> ModelBundle:
 
     root = Path(path)
     meta = read_json(root / BUNDLE_FILE, "bundle description")
+    if not isinstance(meta, dict):
+        raise CheckpointError("bundle description is not a JSON object")
     views = meta.get("views", {})
-    if not views:
+    if not views or not isinstance(views, dict):
         raise CheckpointError("bundle description lists no view models")
-    view_models = {view: load_view_model(root / stem) for view, stem in views.items()}
-    classifier = load_view_classifier(root / meta["view_classifier"])
-    fusion = FusionModel.from_json(read_json(root / meta.get("fusion", "fusion.json"), "fusion model"))
-    results = root / meta.get("results", "results")
+    if not set(views) <= set(MODEL_VIEWS):
+        raise CheckpointError(f"bundle description lists a view that is not one of {', '.join(MODEL_VIEWS)}")
+    view_models = {view: load_view_model(_stem(root, views, view, f"{view} model")) for view in views}
+    classifier = load_view_classifier(_stem(root, meta, "view_classifier", "view classifier"))
+    fusion = FusionModel.from_json(read_json(_part(root, meta, "fusion", "fusion.json", "fusion model"), "fusion model"))
+    results = _part(root, meta, "results", "results", "results folder")
     operating = read_json(results / "operating_points.json", "operating points") \
         if (results / "operating_points.json").exists() else {}
     summary = read_json(results / "summary.json", "results summary") if (results / "summary.json").exists() else {}
@@ -100,7 +121,7 @@ def describe_bundle(path: str | Path) -> dict:
     """Cheap description for pages (no torch): bundle.json + headline global AUROCs."""
     root = Path(path)
     meta = read_json(root / BUNDLE_FILE, "bundle description")
-    metrics_path = root / meta.get("results", "results") / "metrics.json"
+    metrics_path = _part(root, meta, "results", "results", "results folder") / "metrics.json"
     headline = []
     if metrics_path.exists():
         headline = [m for m in read_json(metrics_path, "held-out metrics")

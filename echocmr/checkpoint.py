@@ -122,10 +122,12 @@ def read_meta(stem: str | Path) -> dict:
     _, meta_path = stem_paths(stem)
     if not meta_path.is_file():
         raise _refuse("meta_missing", "checkpoint metadata (.json) not found")
+    from .trust import read_bounded_bytes
+
     if meta_path.stat().st_size > MAX_META_BYTES:
         raise _refuse("meta_too_large", "checkpoint metadata is implausibly large")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_bounded_bytes(meta_path, "checkpoint metadata", MAX_META_BYTES).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _refuse("meta_invalid", f"checkpoint metadata is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(meta, dict):
@@ -152,7 +154,9 @@ def committed_weights(stem: str | Path, expected_sha256: str) -> tuple[Path, byt
         if path.stat().st_size > MAX_WEIGHTS_BYTES:
             raise _refuse("weights_too_large",
                           f"checkpoint weights are larger than the {MAX_WEIGHTS_BYTES >> 30} GiB limit")
-        data = path.read_bytes()
+        from .trust import read_bounded_bytes
+
+        data = read_bounded_bytes(path, "checkpoint weights", MAX_WEIGHTS_BYTES)
         if hashlib.sha256(data).hexdigest() == str(expected_sha256).lower():
             return path, data
     raise _refuse("checksum_mismatch", "checkpoint weights do not match their recorded checksum")
@@ -230,6 +234,9 @@ def load_checkpoint(stem: str | Path) -> tuple[nn.Module, dict]:
     outputs = meta["outputs"]
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise _refuse("bad_outputs", "checkpoint outputs must be a non-empty list of names")
+    from .trust import check_architecture
+
+    check_architecture(meta["model"], len(outputs))  # before build_model allocates anything
     config = model_config_from_meta(meta)
     try:
         model = build_model(config, len(outputs))

@@ -52,6 +52,9 @@ class Clip:
     view: str | None = None  # when the source says so; otherwise the classifier decides
     source_format: str = "dicom"  # "dicom", "video" or "image"
     preview: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # What ingest.burned_text found inside the sector: "masked (N px …)", "none found", or
+    # "not checked (…)" for a still, where static text cannot be told from tissue.
+    burned_text: str = "not checked"
 
     def __post_init__(self) -> None:
         f = self.frames

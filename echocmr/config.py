@@ -116,6 +116,10 @@ class IngestLimits:
     # the wall-clock time one file may take before the worker is killed.
     worker_memory_bytes: int = 4 * 1024**3
     worker_timeout_s: float = 300.0
+    # Sequence items (FFFE,E000) anywhere in a DICOM file, counted before pydicom parses it: 8 M
+    # empty items cost pydicom 5.5 GB and minutes. Encapsulated frames use items too, so the
+    # bound leaves room for max_frames frames of several fragments each.
+    max_dicom_items: int = 50_000
 
 
 @dataclass(frozen=True)

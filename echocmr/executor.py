@@ -21,7 +21,8 @@ shared file system), since workers read the inputs and write the outputs themsel
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Executor as Executor_
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -50,15 +51,18 @@ class InProcess:
 
 
 class LocalPool:
-    """A process pool on this machine, ``workers`` processes (0: one per core)."""
+    """A pool on this machine, ``workers`` of them (0: one per core): processes, or threads for
+    work that already runs in processes of its own (isolated decoders) and only waits here."""
 
-    def __init__(self, workers: int = 0):
+    def __init__(self, workers: int = 0, threads: bool = False):
         self.workers = workers or os.cpu_count() or 1
-        self._pool: ProcessPoolExecutor | None = None
+        self.threads = threads
+        self._pool: Executor_ | None = None
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            kind = ThreadPoolExecutor if self.threads else ProcessPoolExecutor
+            self._pool = kind(max_workers=self.workers)
         pool = self._pool
         return _windowed(lambda item: pool.submit(fn, item), _first_done, items,
                          self.workers * IN_FLIGHT_PER_WORKER)
@@ -135,12 +139,14 @@ def _windowed(submit: Callable[[Any], Any], first_done: Callable[[set], Any], it
         yield future.result()
 
 
-def make_executor(workers: int = 0, cluster: str = "", n_items: int | None = None) -> Executor:
+def make_executor(workers: int = 0, cluster: str = "", n_items: int | None = None,
+                  threads: bool = False) -> Executor:
     """The cluster when an address is given, else a local pool (in-process for 1 worker or
-    fewer than 4 items, where starting processes costs more than it saves)."""
+    fewer than 4 items, where starting processes costs more than it saves); ``threads``: a
+    thread pool, for work that runs in isolated processes of its own."""
     if cluster:
         return DaskCluster(cluster)
     if workers == 1 or (n_items is not None and n_items < 4):
         return InProcess()
-    return LocalPool(workers)
+    return LocalPool(workers, threads=threads)
 

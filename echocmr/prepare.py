@@ -31,9 +31,12 @@ from .errors import ConfigError, InputError
 from .jsonfile import read_json
 from .prepared import CLIPS_DIR, MANIFEST_BASE, MANIFEST_FILE, PREPARE_JSON, clip_path
 from .splits import split_balance
-from .targets import BINARY_TARGETS, GLOBAL_TARGETS, TARGETS
+from .targets import BINARY_TARGETS, GLOBAL_TARGETS, MODEL_VIEWS, OTHER_VIEWS, TARGETS
+from .trust import csv_text
 
 log = logging.getLogger(__name__)
+# One decode thread per file: the workers already keep every core busy.
+PREPARE_LIMITS = IngestLimits(decode_threads=1)
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,20 @@ def _file_key(relative: str, salt: bytes) -> str:
 
 
 def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
-    """Worker: ingest one file and write its clip; returns a PHI-free record for ingest.jsonl."""
+    """Ingest one file and write its clip; returns a PHI-free record for ingest.jsonl.
+
+    The file is decoded in an isolated worker (``ingest.decoder_pool``) with memory and time
+    caps: a decoder that aborts (GDCM on some corrupt JPEG-lossless frames), hangs or runs out
+    of memory rejects this file with a stable code, and the batch goes on.
+    """
     from .archive_index import open_location  # zip members ("export.zip::IM1") from echocmr index
-    from .ingest import read_clip  # imported in the worker: keeps the parent light
+    from .ingest import read_clip_isolated
 
     key, path, clips_dir, salt, target_fps = task
     try:
-        # One decode thread per file: the pool already keeps every core busy.
-        source = open_location(path, IngestLimits().max_file_bytes)
-        clip = read_clip(source, salt=salt, limits=IngestLimits(decode_threads=1), target_fps=target_fps or None)
+        source = open_location(path, PREPARE_LIMITS.max_file_bytes)
+        clip = read_clip_isolated(source, salt=salt, limits=PREPARE_LIMITS, target_fps=target_fps or None,
+                                  session="prepare")
     except InputError as exc:
         return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
     atomic_save_npy(clip_path(Path(clips_dir).parent, clip.clip_id), clip.frames)
@@ -101,7 +109,11 @@ def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, targe
             for k, p in zip(files["key"], files["path"]) if k not in done]
     (out / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
-    executor = make_executor(workers, cluster, n_items=len(todo))
+    if not cluster and workers != 1:  # threads only wait: the decoding runs in isolated processes
+        from .ingest.decoder_pool import pool_for
+
+        pool_for(PREPARE_LIMITS, size=workers or os.cpu_count() or 1)  # sized before the threads ask
+    executor = make_executor(workers, cluster, n_items=len(todo), threads=True)
     try:
         for record in executor.map(_ingest_one, todo):
             append_line(journal, json.dumps(record))
@@ -118,10 +130,28 @@ def _read_inputs(sources: PrepareSources, config: PrepareConfig) -> tuple[pd.Dat
     reports = pd.read_csv(sources.cmr_reports, dtype={"patient_id": str, "cmr_id": str})
     lab.require_columns(index, lab.INDEX_COLUMNS, "echo index")
     lab.require_columns(reports, lab.REPORT_COLUMNS, "CMR report table")
+    check_views(index, "echo index")
     studies = index[["patient_id", "study_id", "study_date"]].drop_duplicates("study_id")
     paired = lab.pair_studies(studies, reports, config.labels.pairing_window_days)
     files = index.merge(paired[["study_id", "cmr_id", "echo_cmr_days"]], on="study_id", how="left")
     return files, lab.report_labels(reports, config.labels)
+
+
+KNOWN_VIEWS = frozenset(MODEL_VIEWS + OTHER_VIEWS + ("other",))
+
+
+def check_views(table: pd.DataFrame, what: str) -> None:
+    """A ``view`` cell must be empty or a known view name: it is copied into manifest.csv, the
+    bundle's data summary and the Data page, where a name, a date or ``=HYPERLINK(...)`` must
+    never arrive. Refused rows are given by number, never by value."""
+    if "view" not in table.columns:
+        return
+    views = table["view"]
+    bad = views.notna() & ~views.astype(str).isin(KNOWN_VIEWS)
+    if bad.any():
+        rows = ", ".join(str(i + 2) for i in list(bad[bad].index)[:10])  # +2: header line, 1-based
+        raise ConfigError(f"the {what} has {int(bad.sum())} row(s) whose view is not one of "
+                          f"{', '.join(sorted(KNOWN_VIEWS))} (CSV lines {rows})")
 
 
 def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareConfig, out: Path) -> pd.DataFrame:
@@ -134,6 +164,7 @@ def _assign_views(files: pd.DataFrame, sources: PrepareSources, config: PrepareC
         if sources.known_views is None or not Path(sources.known_views).exists():
             raise ConfigError("--use-known-views needs the cohort's ground_truth/clips.csv")
         known = pd.read_csv(sources.known_views, dtype={"file": str})[["file", "view"]]
+        check_views(known, "known-views table")
         files = files.drop(columns=["view"], errors="ignore").merge(known, on="file", how="left")
         files["view_source"], files["view_confidence"] = "known", 1.0
         return files
@@ -219,7 +250,7 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)
-    atomic_write_text(out / MANIFEST_FILE, manifest.to_csv(index=False))
+    atomic_write_text(out / MANIFEST_FILE, csv_text(manifest))
     synthetic = _is_synthetic(Path(sources.echo_index).parent)
     atomic_write_json(out / PREPARE_JSON, {
         "config": to_dict(config), "synthetic": synthetic,

@@ -197,6 +197,13 @@ def stop_job(log_path: str | os.PathLike, grace_s: float = 20.0) -> str:
     return stop_process(job_paths(Path(log_path))[0], grace_s)
 
 
+def running_jobs(jobs_dir: Path, kind: str) -> int:
+    """How many jobs of ``kind`` under ``jobs_dir`` are running now."""
+    records = [read_json_object(p) for p in Path(jobs_dir).glob("*.job.json")]
+    logs = [Path(r["log"]) for r in records if r.get("kind") == kind and r.get("log")]
+    return sum(job_status(log).state == "running" for log in logs)
+
+
 def latest_job(jobs_dir: Path, kind: str) -> Path | None:
     """Log path of the most recently started job of ``kind`` under ``jobs_dir``."""
     best: tuple[float, Path] | None = None

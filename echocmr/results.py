@@ -18,6 +18,7 @@ from .jsonfile import nan_for_null, read_json, write_json
 from .metrics import MetricRecord
 from .per_study import PREDICTION_COLUMNS
 from .table2 import table2_frame
+from .trust import csv_text
 
 METRIC_KEYS = ("target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive", "note")
 BUNDLE_FILES = (
@@ -59,7 +60,7 @@ def write_results(bundle: ResultsBundle, out_dir: str | os.PathLike) -> Path:
     """Write the results bundle (every file atomically) into ``out_dir``; returns the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "predictions.csv", bundle.predictions[list(PREDICTION_COLUMNS)].to_csv(index=False))
+    atomic_write_text(out / "predictions.csv", csv_text(bundle.predictions[list(PREDICTION_COLUMNS)]))
     write_json(out / "metrics.json", [r.to_dict() for r in bundle.metrics])
     # Curves are long: no indentation keeps them compact.
     write_json(out / "roc.json", bundle.roc, indent=None)
@@ -67,7 +68,7 @@ def write_results(bundle: ResultsBundle, out_dir: str | os.PathLike) -> Path:
     write_json(out / "calibration.json", bundle.calibration, indent=None)
     write_json(out / "operating_points.json", bundle.operating_points)
     write_json(out / "summary.json", bundle.summary)
-    atomic_write_text(out / "table2.csv", table2_frame(bundle.metrics).to_csv(index=False))
+    atomic_write_text(out / "table2.csv", csv_text(table2_frame(bundle.metrics)))
     return out
 
 

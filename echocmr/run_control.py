@@ -22,11 +22,13 @@ from typing import Any
 
 import psutil
 
+from .access import Actor, authorize
 from .atomic import read_json_lines
 from .config import TrainConfig
 from .errors import ConfigError, RunStateError
 from .jsonfile import read_json_object
-from .processes import Job, JobStatus, job_status, launch_job, spawn, stop_process, tail, verified_process
+from .processes import Job, JobStatus, job_status, launch_job, running_jobs, spawn, stop_process, tail, verified_process
+from .quotas import Quotas, check_synthesis, check_training_slot, free_bytes
 from .run_record import write_train_config
 
 LAUNCHER = "launcher.json"
@@ -145,10 +147,13 @@ def train_command(config_file: Path, data_dir: Path, runs_dir: Path, name: str) 
 
 
 def start_run(config: TrainConfig, data_dir: str | os.PathLike, runs_dir: str | os.PathLike,
-              name: str | None = None) -> RunInfo:
-    """Launch ``echocmr train`` in its own process; returns at once."""
+              name: str | None = None, actor: Actor | None = None) -> RunInfo:
+    """Launch ``echocmr train`` in its own process; returns at once. Researchers only
+    (``access``), within the concurrent-run quota (``quotas``)."""
     runs_dir, data_dir = Path(runs_dir), Path(data_dir)
     name = name or new_run_name(config.preset)
+    authorize(actor, "train", name)
+    check_training_slot(sum(r.active for r in list_runs(runs_dir)), Quotas.from_env())
     run_dir = runs_dir / name
     runs_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(exist_ok=False)  # a name clash fails loudly instead of mixing two runs' files
@@ -157,13 +162,16 @@ def start_run(config: TrainConfig, data_dir: str | os.PathLike, runs_dir: str | 
     return run_info(run_dir)
 
 
-def stop_run(run_dir: str | os.PathLike, grace_s: float = 20.0) -> str:
+def stop_run(run_dir: str | os.PathLike, grace_s: float = 20.0, actor: Actor | None = None) -> str:
     """Graceful stop (training saves ``last`` and writes state 'stopped'), then a hard one."""
+    authorize(actor, "stop", str(run_dir))
     return stop_process(Path(run_dir) / LAUNCHER, grace_s)
 
 
-def resume_run(run_dir: str | os.PathLike) -> RunInfo:
+def resume_run(run_dir: str | os.PathLike, actor: Actor | None = None) -> RunInfo:
     run_dir = Path(run_dir)
+    authorize(actor, "resume", str(run_dir))
+    check_training_slot(sum(r.active for r in list_runs(run_dir.parent)), Quotas.from_env())
     info = run_info(run_dir)
     if info.active:
         raise RunStateError(f"run {run_dir.name} is still {info.state}")
@@ -214,9 +222,11 @@ def _eta(info: RunInfo, metrics, views: list[str]) -> float | None:
 # ---------------------------------------------------------------- evaluation and data sets
 
 
-def start_evaluation(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Job:
+def start_evaluation(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                     actor: Actor | None = None) -> Job:
     """``echocmr evaluate --run RUN --data DATA --out RUN/results`` in the background."""
     run_dir = Path(run_dir)
+    authorize(actor, "evaluate", str(run_dir))
     data_dir = data_dir or read_json_object(run_dir / "config.json").get("data")
     if not data_dir:
         raise ConfigError(f"run {run_dir.name} does not say which prepared data set it used")
@@ -235,22 +245,27 @@ def list_prepared(home: str | os.PathLike) -> list[Path]:
     return prepared_under(Path(home) / "prepared")
 
 
-def make_synthetic_dataset(home: str | os.PathLike, patients: int = 40, name: str | None = None) -> Job:
-    """Generate a synthetic cohort and prepare it (views from the cohort's ground truth)."""
+def make_synthetic_dataset(home: str | os.PathLike, patients: int = 40, name: str | None = None,
+                           actor: Actor | None = None) -> Job:
+    """Generate a synthetic cohort and prepare it (views from the cohort's ground truth); one at
+    a time and only if it fits on disk (``quotas``)."""
     home = Path(home)
     name = name or new_run_name(f"synth-{patients}")
+    authorize(actor, "synthesise", name)
+    check_synthesis(running_jobs(home / "jobs", "synthetic-data"), patients, free_bytes(home), Quotas.from_env())
     cohort, prepared = home / "cohorts" / name, home / "prepared" / name
     commands = [_cli("synth", "--out", str(cohort), "--patients", str(patients)),
                 _cli("prepare", "--cohort", str(cohort), "--out", str(prepared), "--use-known-views")]
     return launch_job(commands, home / "jobs" / f"{name}.log", kind="synthetic-data")
 
 
-def make_active_model(run_dir: str | os.PathLike, models_dir: str | os.PathLike) -> Path:
+def make_active_model(run_dir: str | os.PathLike, models_dir: str | os.PathLike, actor: Actor | None = None) -> Path:
     """Bundle an evaluated run (``models_dir/<run name>``) and make it the app's active model."""
     from .bundle import build_bundle, set_active_bundle
     from .prepared import has_manifest, summarise
 
     run_dir = Path(run_dir)
+    authorize(actor, "activate", str(run_dir))
     data_dir = Path(read_json_object(run_dir / "config.json").get("data") or "")
     summary = summarise(data_dir) if has_manifest(data_dir) else None
     out = build_bundle(run_dir, run_dir / "results", Path(models_dir) / run_dir.name, data_summary=summary)

@@ -128,20 +128,21 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
 
-def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
+def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "default") -> list:
     """Ingest uploaded files (a zip counts as many) into StudyItems with PHI-free names.
 
     Pseudonyms use a fresh salt per call: an upload's identifiers never link to anything else.
     Each file (and zip member) is decoded in the isolated worker (``ingest.isolated``): a
     decoder that crashes, hangs or runs out of memory fails that file only. The given names are
-    never used (they may hold patient names); files are "file N".
+    never used (they may hold patient names); files are "file N". ``session`` (one per browser
+    session) gives each user a fair turn at the shared decoders (``ingest.decoder_pool``).
     """
     from .ingest import read_study_isolated
 
     salt = secrets.token_bytes(16)
     items: list = []
     for number, (_, data) in enumerate(sources, start=1):
-        found = read_study_isolated(data, name=f"file {number}", salt=salt)
+        found = read_study_isolated(data, name=f"file {number}", salt=salt, session=session)
         for member, item in enumerate(found, start=1):
             name = f"file {number}" if len(found) == 1 else f"file {number}, item {member}"
             items.append(dataclasses.replace(item, index=len(items), display_name=name))

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from echocmr import bootstrap as B
 from echocmr import calls as C
 from echocmr import metrics as M
 from echocmr.bootstrap_ci import (
@@ -34,13 +35,13 @@ def _scipy_bca(data, statistic, level, n_resamples, seed):
 def test_bca_of_a_skewed_mean_matches_scipy(level):
     rng = np.random.default_rng(0)
     x = rng.exponential(1.0, 60)
-    counts = M.bootstrap_counts(None, x.size, 20_000, np.random.default_rng(1))
+    counts = B.bootstrap_counts(None, x.size, 20_000, np.random.default_rng(1))
     units = np.arange(x.size).astype(str)
     spec = IntervalSpec(level=level, method="bca")
-    ours = estimate(float(x.mean()), lambda c: M.bootstrap_mean(x, c), counts, spec, units)
+    ours = estimate(float(x.mean()), lambda c: B.bootstrap_mean(x, c), counts, spec, units)
     low, high = _scipy_bca((x,), np.mean, level, 20_000, 2)
     assert abs(ours.low - low) < 0.01 and abs(ours.high - high) < 0.01
-    pct = estimate(float(x.mean()), lambda c: M.bootstrap_mean(x, c), counts, IntervalSpec(level=level), units)
+    pct = estimate(float(x.mean()), lambda c: B.bootstrap_mean(x, c), counts, IntervalSpec(level=level), units)
     assert ours.high > pct.high  # BCa shifts right for a right-skewed mean
 
 
@@ -48,9 +49,9 @@ def test_bca_of_an_auroc_near_one_matches_scipy():
     rng = np.random.default_rng(3)
     y = np.r_[np.ones(30), np.zeros(40)]
     s = y * 2.5 + rng.normal(0, 1, y.size)
-    counts = M.bootstrap_counts(None, y.size, 20_000, np.random.default_rng(4))
+    counts = B.bootstrap_counts(None, y.size, 20_000, np.random.default_rng(4))
     spec = IntervalSpec(method="bca")
-    ours = estimate(M.auroc(y, s), lambda c: M.bootstrap_auroc(y, s, c), counts, spec, np.arange(y.size))
+    ours = estimate(M.auroc(y, s), lambda c: B.bootstrap_auroc(y, s, c), counts, spec, np.arange(y.size))
     low, high = _scipy_bca((y, s), lambda a, b: M.auroc(a, b) if 0 < a.sum() < a.size else np.nan,
                            0.95, 20_000, 5)
     assert abs(ours.low - low) < 0.01 and abs(ours.high - high) < 0.01
@@ -98,7 +99,7 @@ def test_rates_carry_patient_level_intervals_and_withhold_them_when_few():
     y = (rng.random(200) < 0.4).astype(float)
     s = y + rng.normal(0, 0.7, y.size)
     units = np.array([f"patient:{i // 2}" for i in range(y.size)])
-    counts = M.bootstrap_counts(units, y.size, 2000, np.random.default_rng(1))
+    counts = B.bootstrap_counts(units, y.size, 2000, np.random.default_rng(1))
     rates = C.rates_with_intervals(y, s, 0.5, counts, units, IntervalSpec(n_bootstrap=2000), 5)
     sens, spec = M.sensitivity_specificity(y, s, 0.5)
     assert rates["sensitivity"]["value"] == sens and rates["specificity"]["value"] == spec
@@ -284,7 +285,7 @@ def test_a_rate_of_100_percent_gets_an_exact_bound_not_a_point():
     y = np.r_[np.ones(20), np.zeros(30)]
     s = np.r_[np.full(20, 0.9), np.full(30, 0.1)]  # perfect separation: specificity 100 %
     units = np.array([f"patient:{i}" for i in range(50)])
-    counts = M.bootstrap_counts(units, 50, 500, np.random.default_rng(0))
+    counts = B.bootstrap_counts(units, 50, 500, np.random.default_rng(0))
     spec_rate = C.rates_with_intervals(y, s, 0.5, counts, units, IntervalSpec(), 5)["specificity"]
     assert spec_rate["value"] == 1.0 and spec_rate["ci_high"] == 1.0
     assert spec_rate["ci_low"] == pytest.approx(beta.ppf(0.025, 30, 1)) and spec_rate["ci_low"] < 1.0

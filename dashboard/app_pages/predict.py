@@ -8,7 +8,7 @@ from echocmr.config import default_bundle_dir
 from echocmr.calls import NOT_CALLED
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import formatting, layout, loaders, pacs_source, study_cache, study_tables
+from echocmr_app import formatting, guard, layout, loaders, pacs_source, study_cache, study_tables
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
@@ -35,9 +35,13 @@ def choose_sources() -> list[tuple[str, bytes]]:
     uploads = st.file_uploader(
         "Clips of one echo study — DICOM, AVI, MP4, or a zip of them", accept_multiple_files=True,
         help="Files are read in memory and de-identified; nothing is stored. File names are not kept "
-             "(they can carry patient details): clips are numbered in upload order.")
+             "(they can carry patient details): clips are numbered in upload order. " + guard.upload_limits())
+    st.caption(guard.upload_limits())
     if uploads:
+        if not guard.claim_uploads([f.size for f in uploads]):
+            st.stop()
         return [(f.name, f.getvalue()) for f in uploads]
+    guard.claim_uploads([])
     if st.button("Try the synthetic example study", icon=":material/play_circle:"):
         st.session_state["use_example"] = True
     return example_sources() if st.session_state.get("use_example") else []
@@ -59,6 +63,7 @@ def _media(clip) -> None:
         if clip.clip.preview is not None:
             layout.show_image(clip.clip.preview, f"preview-{clip.clip.content_hash}")
             st.caption("Original frame, outside the sector masked")
+        st.caption(f"Burned-in text inside the sector: {clip.clip.burned_text}")
 
 
 def clip_card(clip, key: str, base_view: str, compact: bool = False) -> None:

@@ -8,18 +8,21 @@ from echocmr import processes, run_control
 from echocmr.config import PRESETS, data_home, preset
 from echocmr.errors import EchoCMRError
 from echocmr.targets import MODEL_VIEWS
-from echocmr_app import analyses_view, charts, formatting, layout, loaders, study_cache
+from echocmr.trust import redact_paths
+from echocmr_app import analyses_view, auth, charts, formatting, guard, layout, loaders, study_cache
 
 st.title("Train a model")
+auth.refuse_unless("train")
 home, runs_dir = data_home(), loaders.runs_dir()
-st.caption(f"Runs are kept in `{runs_dir}`; they keep going if you close this page.")
+actor = auth.current_actor()  # the core functions check the role again
+st.caption("Runs are kept in the data folder; they keep going if you close this page.")
 
 
 @st.fragment(run_every=2)
 def data_job(log) -> None:
     job = processes.job_status(log)
     st.markdown(f"Synthetic data set: {formatting.state_badge(job.state)}")
-    st.code(job.log_tail or "…", language=None)
+    st.code(redact_paths(job.log_tail) or "…", language=None)
     if job.state != "running":
         st.rerun()  # the new data set appears in the form
 
@@ -32,13 +35,13 @@ def dataset_section() -> None:
                     "training (views taken from the generator). Takes a minute or two.")
         patients = st.number_input("Patients", 8, 2000, 40, step=8)
         if st.button("Generate and prepare", disabled=running, icon=":material/science:"):
-            log = run_control.make_synthetic_dataset(home, int(patients)).log
-            running = True
+            job = guard.attempt(run_control.make_synthetic_dataset, home, int(patients), actor=actor)
+            log, running = (job.log, True) if job else (log, running)
         if log is not None and running:
             data_job(log)
         elif log is not None and processes.job_status(log).state in ("failed", "interrupted"):
             st.error("The last synthetic data set could not be made:", icon=":material/error:")
-            st.code(processes.job_status(log).log_tail, language=None)
+            st.code(redact_paths(processes.job_status(log).log_tail), language=None)
 
 
 def start_form(prepared) -> None:
@@ -59,8 +62,10 @@ def start_form(prepared) -> None:
                           help=None if gpu else "No GPU found on this machine")
         if st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:") and views:
             config = dataclasses.replace(base, views=tuple(views), epochs=int(epochs), batch_size=int(batch), device=device)
-            st.session_state["run"] = run_control.start_run(config, data, runs_dir).name
-            st.toast("Training started", icon=":material/model_training:")
+            info = guard.attempt(run_control.start_run, config, data, runs_dir, actor=actor)
+            if info is not None:
+                st.session_state["run"] = info.name
+                st.toast("Training started", icon=":material/model_training:")
 
 
 def actions(info) -> None:
@@ -69,24 +74,23 @@ def actions(info) -> None:
     c1, c2, c3, c4 = st.columns(4)
     if c1.button("Stop", disabled=not info.active, icon=":material/stop:", help="Saves the last epoch, then stops"):
         with st.spinner("Stopping (the current epoch's checkpoint is saved first)…"):
-            st.toast(f"Run {run_control.stop_run(info.path, grace_s=20)}")
-    try:
-        if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
-            run_control.resume_run(info.path)
-        if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running",
-                     icon=":material/fact_check:"):
-            run_control.start_evaluation(info.path)
-    except EchoCMRError as exc:  # e.g. the run started again in another tab meanwhile
-        st.error(str(exc), icon=":material/error:")
+            outcome = guard.attempt(run_control.stop_run, info.path, grace_s=20, actor=actor)
+            if outcome:
+                st.toast(f"Run {outcome}")
+    if c2.button("Resume", disabled=info.active or info.state == "finished", icon=":material/resume:"):
+        guard.attempt(run_control.resume_run, info.path, actor=actor)
+    if c3.button("Evaluate (test set)", disabled=info.active or evaluation.state == "running", icon=":material/fact_check:"):
+        guard.attempt(run_control.start_evaluation, info.path, actor=actor)
     if c4.button("Make active model", disabled=not has_results, icon=":material/verified:",
                  help=None if has_results else "Evaluate the run first"):
         with st.spinner("Building the model bundle…"):
-            run_control.make_active_model(info.path, home / "models")
-        st.toast("This run is now the active model", icon=":material/verified:")
+            made = guard.attempt(run_control.make_active_model, info.path, home / "models", actor=actor)
+        if made is not None:
+            st.toast("This run is now the active model", icon=":material/verified:")
     if evaluation.state != "none":
         st.markdown(f"Held-out evaluation: {formatting.state_badge(evaluation.state)}")
         if evaluation.state in ("running", "failed", "interrupted"):
-            st.code(evaluation.log_tail or "…", language=None)
+            st.code(redact_paths(evaluation.log_tail) or "…", language=None)
 
 
 @st.fragment(run_every=2)
@@ -95,7 +99,7 @@ def live(run_dir) -> None:
     info = p.info
     st.markdown(f"### {info.name} {formatting.state_badge(info.state)}")
     if info.message and info.message not in ("started", "resumed"):
-        st.caption(info.message)
+        st.caption(redact_paths(info.message))
     c1, c2, c3 = st.columns(3)
     c1.metric("Model", formatting.model_name(info.view))
     c2.metric("Epoch", f"{info.epoch or 0} / {info.epochs or '—'}")
@@ -110,7 +114,7 @@ def live(run_dir) -> None:
             with column:
                 layout.show_figure(fig, f"{info.name}-{view}-{kind}", html_download=False)
     with st.expander("Log (last lines)", expanded=info.state.startswith(("failed", "interrupted", "diverged"))):
-        st.code(p.log_tail or "…", language=None)
+        st.code(redact_paths(p.log_tail) or "…", language=None)
     actions(info)
     if st.session_state.get(f"was-active-{info.name}") and not info.active:
         st.session_state[f"was-active-{info.name}"] = False

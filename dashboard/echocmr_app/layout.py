@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from echocmr import media
+from echocmr.trust import csv_text
 
 PLOT_FONT = dict(family="Source Sans Pro, Helvetica, Arial, sans-serif", size=13)
 VIEW_COLOURS = {"A4C": "#2F6690", "A2C": "#3A7D44", "PLAX": "#B5651D", "global": "#1F2933"}
@@ -62,5 +63,5 @@ def show_figure(fig, name: str, html_download: bool = True) -> None:
 
 
 def csv_download(frame: pd.DataFrame, name: str, label: str = "Download table (CSV)") -> None:
-    st.download_button(label, data=frame.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv",
+    st.download_button(label, data=csv_text(frame).encode("utf-8"), file_name=f"{name}.csv",
                        mime="text/csv", on_click="ignore", key=f"csv-{name}", icon=":material/download:")

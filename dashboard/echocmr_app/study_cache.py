@@ -18,7 +18,9 @@ def ingest(key: str, _sources: tuple) -> list:
     """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)."""
     from echocmr.study_prediction import ingest_study
 
-    return ingest_study(list(_sources))
+    from echocmr_app.guard import session_id
+
+    return ingest_study(list(_sources), session=session_id())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)

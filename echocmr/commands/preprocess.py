@@ -39,6 +39,7 @@ def clip_metadata(clip) -> dict:
         "n_frames": clip.n_frames, "fps": clip.fps, "fps_source": clip.fps_source,
         "pixel_spacing_mm": clip.pixel_spacing_mm, "sector": dataclasses.asdict(clip.sector),
         "source_format": clip.source_format, "view": clip.view, "content_sha256": clip.content_hash,
+        "burned_text": clip.burned_text,
     }
 
 
@@ -59,13 +60,15 @@ def write_clip(clip, out: Path) -> None:
 
 
 def run(args) -> int:
-    from ..ingest import read_study
+    from ..ingest import read_study_isolated
 
     limits = IngestLimits()
     salt = args.salt.encode("utf-8")
     failures = 0
     for position, path in enumerate(args.files, start=1):
-        items = read_study(path, name=f"file {position}", limits=limits, salt=salt)
+        # Decoded in an isolated worker: a decoder that aborts, hangs or exhausts its memory cap
+        # rejects this file only (decoder_crashed / decoder_timeout / decoder_memory).
+        items = read_study_isolated(path, name=f"file {position}", limits=limits, salt=salt, session="cli")
         for item in items:
             if item.error is not None:
                 failures += 1

@@ -16,7 +16,7 @@ ERROR_CODES = (
     "bad_dimensions", "dimensions_too_large", "bad_frame_count", "too_many_frames",
     "unsupported_bit_depth", "unsupported_photometric", "decoded_too_large", "truncated_file", "no_pixels",
     "truncated_pixels", "frame_count_mismatch", "corrupt_frame", "corrupt_image", "corrupt_video",
-    "truncated_video", "no_sector", "bad_argument",
+    "truncated_video", "no_sector", "bad_argument", "too_many_items",
     "bad_zip", "zip_empty", "zip_too_many_entries", "zip_too_large", "zip_bomb", "zip_unsafe_path",
     "zip_symlink", "zip_encrypted", "zip_duplicate", "zip_nested", "zip_dicomdir", "zip_overlap",
     # Isolated decoding (ingest.isolated): the worker died, ran out of memory or time, or failed.

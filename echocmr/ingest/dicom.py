@@ -44,7 +44,7 @@ class DicomSource:
     def __init__(self, data: bytes, limits: IngestLimits):
         syntax = gate.read_syntax(data)
         gate.check_syntax(syntax)
-        header, pos = gate.read_header(data)
+        header, pos = gate.read_header(data, limits, syntax)
         self.h = gate.check_header(header, syntax, limits)
         self.header = header
         self.ds = header  # replaced by the full dataset on the pydicom decoding path

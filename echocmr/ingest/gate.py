@@ -160,12 +160,30 @@ def check_syntax(syntax: str) -> None:
         raise InputError("unsupported_syntax", f"transfer syntax {safe} is not accepted")
 
 
-def read_header(data: bytes):
+ITEM_TAGS = {"1.2.840.10008.1.2.2": b"\xff\xfe\xe0\x00"}  # big endian; every other syntax:
+ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
+
+
+def check_item_count(data: bytes, syntax: str, limits: IngestLimits) -> None:
+    """Refuse a file with more sequence/fragment items than ``limits.max_dicom_items``.
+
+    A byte count, not a parse: pydicom builds every item before anything could be checked.
+    (A chance match inside pixel data costs one count in 4·10⁹ bytes.)
+    """
+    tag = ITEM_TAGS.get(syntax, ITEM_TAG_LE)
+    count = data.count(tag)
+    if count > limits.max_dicom_items:
+        raise InputError("too_many_items", f"the file holds {count} sequence items; the limit is {limits.max_dicom_items}")
+
+
+def read_header(data: bytes, limits: IngestLimits | None = None, syntax: str = ""):
     """(pydicom Dataset of everything before Pixel Data, byte offset of the Pixel Data tag).
 
     No pixel bytes are read; the offset equals ``len(data)`` when the file has no pixels.
     """
     import pydicom
+
+    check_item_count(data, syntax, limits or IngestLimits())
     from pydicom.errors import InvalidDicomError
 
     fp = io.BytesIO(data)

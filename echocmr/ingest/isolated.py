@@ -9,8 +9,8 @@ hang then becomes an ``InputError`` (``decoder_crashed`` / ``decoder_memory`` /
 temporary files are removed and the next file gets a fresh worker.
 
 One worker is reused for every file (starting one costs ~1 s of imports, forking one from the
-pre-loaded forkserver a few ms). Calls are serialised by a lock: one decode at a time per
-``IngestLimits``.
+pre-loaded forkserver a few ms). Calls to one ``IsolatedDecoder`` are serialised by its lock;
+``ingest.decoder_pool`` runs several of them and shares them fairly between sessions.
 """
 
 from __future__ import annotations
@@ -66,11 +66,15 @@ def _confine(limits: IngestLimits, tmp: str) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # C decoders (FFmpeg, GDCM, OpenJPEG) print to the inherited stdout/stderr whatever they
-    # like, metadata included: the worker's output goes nowhere.
+    # like, metadata included: stdout goes nowhere, stderr into a memory-only file that
+    # _decoder_complaints reads after each file (libjpeg reports corrupt entropy data only there)
+    # and empties; it never reaches a terminal, log or disk.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
     os.close(devnull)
+    messages = os.memfd_create("decoder-messages") if hasattr(os, "memfd_create") else os.open(os.devnull, os.O_WRONLY)
+    os.dup2(messages, 2)
+    os.close(messages)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.worker_memory_bytes > 0:
         cap = int(limits.worker_memory_bytes)
@@ -115,6 +119,25 @@ def _inject(fault: str, limits: IngestLimits) -> None:
         raise KeyError("unexpected")
 
 
+# libjpeg(-turbo) warnings that mean a frame's compressed data is damaged: the decoder still
+# returns an image (grey or smeared where the data was bad), so the file is refused instead.
+CORRUPT_MARKS = (b"Corrupt JPEG data", b"Premature end of JPEG file", b"Invalid JPEG file structure")
+
+
+def _decoder_complaints() -> bytes:
+    """What the C decoders wrote to stderr since the last call (then emptied); b"" when none."""
+    try:
+        size = os.lseek(2, 0, os.SEEK_END)
+        if size <= 0:
+            return b""
+        text = os.pread(2, min(size, 1 << 16), 0)
+        os.ftruncate(2, 0)
+        os.lseek(2, 0, os.SEEK_SET)
+        return text
+    except OSError:  # stderr is not a seekable file (no memfd): nothing to inspect
+        return b""
+
+
 def _decode_one(request: tuple, limits: IngestLimits) -> tuple:
     """('ok', clip, peak) or ('error', code, message, peak); never raises."""
     import cv2
@@ -126,8 +149,11 @@ def _decode_one(request: tuple, limits: IngestLimits) -> tuple:
     try:
         if fault:
             _inject(fault, limits)
+        _decoder_complaints()  # start from an empty message file
         with gate.quiet_pydicom():
             clip = clip_from_bytes(data, limits=limits, salt=salt, target_fps=target_fps, study_key=study_key)
+        if any(mark in _decoder_complaints() for mark in CORRUPT_MARKS):
+            raise InputError("corrupt_frame", "the JPEG decoder reported corrupt compressed data in a frame")
         reply = ("ok", clip)
     except InputError as exc:
         reply = ("error", exc.code, exc.args[0])
@@ -314,24 +340,28 @@ def shutdown() -> None:
 
 
 def read_clip_isolated(source, *, limits: IngestLimits = IngestLimits(), salt: bytes = b"",
-                       target_fps: float | None = None) -> Clip:
-    """``read_clip`` with the decoding done in the isolated worker; raises ``InputError``."""
+                       target_fps: float | None = None, session: str = "default") -> Clip:
+    """``read_clip`` with the decoding done in a pooled isolated worker; raises ``InputError``."""
+    from .decoder_pool import pool_for
+
     data = gate.read_bounded(source, limits)  # size checks before any byte crosses the pipe
-    result = decoder_for(limits).decode(data, salt=salt, target_fps=target_fps)
+    result = pool_for(limits).decode(data, session=session, salt=salt, target_fps=target_fps)
     if result.error is not None:
         raise result.error
     return result.clip
 
 
 def read_study_isolated(source, *, name: str = "upload", limits: IngestLimits = IngestLimits(),
-                        salt: bytes = b"") -> list:
-    """``read_study`` with each file (or zip member) decoded in the isolated worker."""
+                        salt: bytes = b"", session: str = "default") -> list:
+    """``read_study`` with each file (or zip member) decoded in a pooled isolated worker;
+    ``session`` names the caller for the pool's fair turn order (one per dashboard session)."""
+    from .decoder_pool import pool_for
     from .pipeline import read_study_with
 
-    decoder = decoder_for(limits)
+    pool = pool_for(limits)
 
     def decode(blob: bytes, *, limits: IngestLimits, salt: bytes, study_key: str | None = None) -> Clip:
-        result = decoder.decode(blob, salt=salt, study_key=study_key)
+        result = pool.decode(blob, session=session, salt=salt, study_key=study_key)
         if result.error is not None:
             raise result.error
         return result.clip

@@ -13,7 +13,7 @@ import numpy as np
 from ..clip import Clip
 from ..config import IngestLimits
 from ..errors import InputError
-from . import archive, gate
+from . import archive, burned_text, gate
 from .deid import pseudonym
 from .dicom import DicomSource
 from .resize import CropPlan, resample_indices
@@ -72,17 +72,21 @@ def clip_from_bytes(data: bytes, *, limits: IngestLimits, salt: bytes, target_fp
         if geom is None:
             geom = _sector_from_pixels(src)
         plan = CropPlan.build(geom, limits.clip_size, src.colour_order)
-        previews: list[np.ndarray] = []
+        firsts: list[np.ndarray] = []
+        sampled, samples = burned_text.sample_indices(src.n_frames), []
 
         def work(i: int, frame: np.ndarray) -> np.ndarray:
             if i == 0:
-                previews.append(plan.preview(frame, src.shape, geom))
+                firsts.append(frame.copy())
+            if i in sampled:
+                samples.append(plan.grey_crop(frame))
             return plan.apply(frame)
 
         outs = src.map(work)
         if not outs:
             raise InputError("corrupt_frame", "no frame could be decoded")
-        frames = np.stack(outs)
+        frames, text_mask = _mask_burned_text(np.stack(outs), plan, samples)
+        previews = [plan.preview(firsts[0], src.shape, geom)] if firsts else []
         fps, fps_source = src.frame_rate()
         study, series, instance = src.uid_keys()
         spacing = plan.spacing(src.spacing_mm())
@@ -95,7 +99,21 @@ def clip_from_bytes(data: bytes, *, limits: IngestLimits, salt: bytes, target_fp
         pixel_spacing_mm=spacing, study_id=pseudonym(study_key or study, salt, "S"),
         series_id=pseudonym(series, salt, "R"), clip_id=pseudonym(instance, salt, "C"),
         source_format=fmt, preview=previews[0] if previews else None,
+        burned_text=burned_text.describe(text_mask),
     )
+
+
+def _mask_burned_text(frames: np.ndarray, plan: CropPlan, samples: list[np.ndarray]):
+    """Zero static text inside the fan in the 112×112 frames (the preview is drawn with the
+    plan's ``text_mask`` afterwards); returns (frames, the mask or None when not checkable)."""
+    mask = burned_text.static_text_mask(samples, plan.mask)
+    if mask is None or not mask.any():
+        return frames, mask
+    plan.text_mask = mask
+    small = plan.resize(mask) > 0  # cubic ringing only grows the mask: errs on the safe side
+    frames = frames.copy()
+    frames[:, small] = 0
+    return frames, mask
 
 
 def _sector_from_pixels(src):

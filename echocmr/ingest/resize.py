@@ -41,6 +41,7 @@ class CropPlan:
     offset: tuple[int, int]
     size: int
     colour_order: str | None  # "BGR", "RGB" or None for grey frames
+    text_mask: np.ndarray | None = None  # uint8 (h, w), 255: burned-in text inside the fan (ingest.burned_text)
 
     @classmethod
     def build(cls, geom: SectorGeometry, size: int, colour_order: str | None) -> "CropPlan":
@@ -58,7 +59,15 @@ class CropPlan:
         x0, y0, x1, y1 = self.box
         grey, bad = _grey_and_overlay(frame[y0:y1, x0:x1], self.colour_order)
         keep = self.mask if bad is None else cv2.bitwise_and(self.mask, cv2.bitwise_not(bad))
+        if self.text_mask is not None:
+            keep = cv2.bitwise_and(keep, cv2.bitwise_not(self.text_mask))
         return cv2.bitwise_and(grey, keep)
+
+    def grey_crop(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 (h, w): the box's grey pixels with coloured overlays zeroed (for analysis)."""
+        x0, y0, x1, y1 = self.box
+        grey, bad = _grey_and_overlay(frame[y0:y1, x0:x1], self.colour_order)
+        return grey if bad is None else cv2.bitwise_and(grey, cv2.bitwise_not(bad))
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """uint8 (size, size): the de-identified, cropped, resized frame."""

@@ -8,9 +8,7 @@ the CSVs are assembled in patient order, so the output does not depend on the wo
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import multiprocessing
 import os
@@ -154,11 +152,9 @@ def render_patient(config: SynthConfig, index: int, out: Path) -> PatientOutput:
 # --------------------------------------------------------------------------- CSV tables
 
 def _csv(columns, rows) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    from ..trust import csv_rows_text  # every CSV writer neutralises spreadsheet formulas
+
+    return csv_rows_text(list(columns), list(rows))
 
 
 def _fmt(value: float, digits: int) -> str:
