@@ -15,7 +15,8 @@ import sys
 from . import __version__
 from .errors import EchoCMRError
 
-COMMANDS = ("synth", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets")
+COMMANDS = ("synth", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets",
+            "import_official", "fit_fusion")
 
 
 def build_parser() -> argparse.ArgumentParser:

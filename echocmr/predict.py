@@ -115,10 +115,12 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]]) -> list:
 
 
 def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, str] | None = None,
-                  n_clips: int = 4) -> StudyPrediction:
+                  n_clips: int = 4, published=None) -> StudyPrediction:
     """Classify views, run each view's model on its clips, fuse per target.
 
     ``view_overrides`` maps an item's ``index`` to a view from targets.CLASSIFIER_LABELS.
+    ``published``: ``official_infer.PublishedOptions`` for a published-weights bundle (exact
+    AVI inputs, windows); its models run the published recipe whatever is passed.
     """
     from .inference import at_model_rate, classify_views
 
@@ -131,7 +133,7 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
                            ) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
-    per_view = _run_view_models(clips, bundle, n_clips)
+    per_view = _run_view_models(clips, bundle, n_clips, published, rejected)
     predicted = time.perf_counter()
     fused = _fuse(per_view, bundle)
     timings = {"view_classification": classified - started, "view_models": predicted - classified,
@@ -148,9 +150,11 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
                           {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view)
 
 
-def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int) -> dict[str, dict[str, float]]:
+def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int, published=None,
+                     rejected: list | None = None) -> dict[str, dict[str, float]]:
     """Fill each clip's predictions and return the per-view mean over that view's clips."""
     from .inference import at_model_rate, predict_clips
+    from .official_infer import is_published, run_published
 
     per_view = {}
     for view in MODEL_VIEWS:
@@ -158,8 +162,13 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
         if not members or view not in bundle.view_models:
             continue
         model = bundle.view_models[view]
-        outputs = predict_clips(model, [at_model_rate(c.clip.frames, c.clip.fps, model) for c in members],
-                                n_clips=n_clips)
+        if is_published(model):  # the published recipe (echocmr/official_infer.py)
+            members, outputs = run_published(model, members, published, rejected)
+            if not members:
+                continue
+        else:
+            outputs = predict_clips(model, [at_model_rate(c.clip.frames, c.clip.fps, model) for c in members],
+                                    n_clips=n_clips)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))
@@ -176,7 +185,9 @@ def _fuse(per_view: dict[str, dict[str, float]], bundle: ModelBundle) -> dict[st
             continue
         spec = TARGETS_BY_NAME[name]
         point = bundle.operating_points.get(name, {})
-        threshold = spec.abnormal_above if spec.kind == "continuous" else point.get("threshold", 0.5)
+        # Published weights came with no thresholds: no call until `echocmr evaluate` chose one.
+        fallback = None if bundle.meta.get("official") else 0.5
+        threshold = spec.abnormal_above if spec.kind == "continuous" else point.get("threshold", fallback)
         value = float(values[name])
         fused[name] = TargetPrediction(
             name, spec.label, spec.kind, spec.unit, value, threshold,

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--view", action="append", default=[], metavar="N=VIEW",
                    help="override the view of clip N (1-based), e.g. --view 2=A2C; repeatable")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--windows", type=int, default=0, metavar="N",
+                   help="published-weights bundles: average N windows per video (test-time averaging, "
+                        "not the published protocol; default 0 = exact: first 32 frames, stride 2)")
     p.set_defaults(func=run)
 
 
@@ -41,13 +44,29 @@ def run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     items = ingest_study([(f"file {i + 1}", path) for i, path in enumerate(args.files)])
     ingested = time.perf_counter()
-    result = predict_study(items, bundle, _overrides(args.view))
+    published = None
+    if bundle.meta.get("official"):  # a published-weights bundle: contract AVIs go in unchanged
+        from ..official_infer import PublishedOptions, published_inputs
+
+        sources = [(f"file {i + 1}", path) for i, path in enumerate(args.files)]
+        published = PublishedOptions(published_inputs(sources, items), max(0, args.windows))
+    result = predict_study(items, bundle, _overrides(args.view), published=published)
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
+    notes = published_notes(bundle.meta, published)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps({**result.to_json(), **({"model": notes} if notes else {})}, indent=2))
     else:
-        print(format_result(result))
+        print("\n".join(notes.values()) + "\n" + format_result(result) if notes else format_result(result))
     return 0 if result.clips and not result.rejected else 1
+
+
+def published_notes(meta: dict, published) -> dict[str, str]:
+    """What a published-weights run is, in words (empty for bundles trained here)."""
+    if published is None:
+        return {}
+    from ..official import MODEL_LABEL, fusion_note
+
+    return {"model": f"model: {MODEL_LABEL}", "mode": f"mode: {published.mode_label}", "fusion": fusion_note(meta)}
 
 
 def format_result(result) -> str:
