@@ -246,10 +246,11 @@ def ingest(key: str, _sources: tuple) -> list:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
-def predict(key: str, bundle_path: str, overrides: tuple, _items: list):
+def predict(key: str, bundle_path: str, overrides: tuple, _items: list, _published=None, mode: str = ""):
+    """``_published``: PublishedOptions for a published-weights bundle; ``mode`` its cache key."""
     from echocmr.predict import predict_study
 
-    return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None)
+    return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None, published=_published)
 
 
 def study_key(sources: list[tuple[str, bytes]]) -> str:

@@ -190,3 +190,29 @@ def test_fit_fusion_then_evaluate_gives_table2(bundle, tmp_path, capsys):
     metrics = json.loads((own / "results" / "metrics.json").read_text())
     assert {m["target"] for m in metrics} == {"wma", "lge"}
     assert set(json.loads((own / "results" / "operating_points.json").read_text())) == {"wma", "lge"}
+
+
+def test_dashboard_names_the_published_model_and_predicts(bundle, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from echocmr.bundle import set_active_bundle
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root / "dashboard"))
+    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
+    set_active_bundle(bundle)
+    at = AppTest.from_file(str(root / "dashboard" / "Home.py"), default_timeout=600)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("published weights, Sahashi et al. 2024, not retrained" in str(e.value) for e in at.info)
+    at.switch_page("app_pages/predict.py").run()
+    at.button[0].click().run()  # the shipped example study, through EchoCMR ingestion
+    assert not at.exception, at.exception
+    shown = "\n".join(str(e.value) for kind in ("info", "caption", "error") for e in getattr(at, kind))
+    assert "mean of the views" in shown and "exact published preprocessing" in shown
+    assert "Synthetic cohort" not in "\n".join(str(e.value) for e in at.warning)
+    toggle = [t for t in at.toggle if str(t.key).startswith("published-windows-")][0]
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
+    assert "test-time averaging over 4 windows" in "\n".join(str(e.value) for e in at.caption)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+import published
 import ui
 
 st.title("EchoCMR")
@@ -19,6 +20,7 @@ meta = ui.active_model()
 if meta is None:
     st.stop()
 ui.banner(meta.get("synthetic", False))
+published.note(meta)
 
 
 def headline_table(headline: list[dict]) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import published
 import tables
 import ui
 from echocmr.config import default_bundle_dir
@@ -18,6 +19,7 @@ meta = ui.active_model()
 if meta is None:
     st.stop()
 ui.banner(meta.get("synthetic", False))
+published.note(meta)
 bundle_path = meta["path"]
 
 
@@ -72,13 +74,17 @@ if not sources:
     st.info("Upload the clips of one study, or try the example, to see predictions.", icon=":material/upload:")
     st.stop()
 key = ui.study_key(sources)
+windows = published.windows_choice(meta, key)
 with st.status("Reading, de-identifying and classifying clips…", expanded=False) as status:
     items = ui.ingest(key, tuple(sources))
-    base = ui.predict(key, bundle_path, (), items)
+    exact = published.options(meta, key, sources, items, windows)
+    mode = "" if exact is None else str(exact.windows)
+    base = ui.predict(key, bundle_path, (), items, exact, mode)
     overrides = overrides_for(key, base)
-    pred = ui.predict(key, bundle_path, tuple(sorted(overrides.items())), items) if overrides else base
+    pred = ui.predict(key, bundle_path, tuple(sorted(overrides.items())), items, exact, mode) if overrides else base
     status.update(label=f"{len(pred.clips)} clips read, {len(pred.rejected)} rejected · "
                         f"{sum(pred.timings.values()):.1f} s", state="complete")
+published.describe_options(exact)
 for name, message in pred.rejected:
     st.error(f"**{name}** was not used: {ui.reason(message)}", icon=":material/block:")
 
