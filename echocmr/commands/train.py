@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(e.g. Kinetics-400 weights you downloaded; read with weights_only, head replaced)")
     p.add_argument("--max-train-clips", type=int, help="use at most N training clips per model (0: all)")
     p.add_argument("--no-view-classifier", action="store_true", help="skip the view classifier")
+    p.add_argument("--view-classifier-only", action="store_true",
+                   help="fine-tune the active view classifier on the clips confirmed on the View review page "
+                        "(--data PREPARED; --classifier-epochs, --classifier-lr, --seed apply)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--run-name", help="run directory name (default: date-time-preset)")
@@ -131,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     from ..train import train_model
     from ..train_dist import broadcast_object, cleanup, init_distributed
 
+    if args.view_classifier_only:  # echocmr/commands/train_view_classifier.py
+        from .train_view_classifier import run_view_classifier_only
+
+        return run_view_classifier_only(args)
     if args.resume is not None:
         base, data_dir = read_run_config(args.resume)
         config = config_from_args(args, base)
