@@ -34,6 +34,9 @@ class ClipPrediction:
     view_probs: dict[str, float]
     view_overridden: bool = False
     predictions: dict[str, float] = field(default_factory=dict)  # empty for "other" views
+    # Classifier below view_review.VIEW_CONFIDENCE_THRESHOLD and nobody confirmed the view: the
+    # clip stays out of the per-view models and fusion until a user confirms it (an override).
+    awaiting_confirmation: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ class StudyPrediction:
         return {
             "synthetic_model": self.synthetic,
             "clips": [{"clip": c.display_name, "view": c.view, "view_confidence": round(c.view_confidence, 4),
-                       "view_overridden": c.view_overridden, "n_frames": c.clip.n_frames,
+                       "view_overridden": c.view_overridden, "awaiting_confirmation": c.awaiting_confirmation,
+                       "n_frames": c.clip.n_frames,
                        "fps": round(c.clip.fps, 2), "predictions": _rounded(c.predictions)} for c in self.clips],
             "rejected": [{"clip": name, "reason": reason} for name, reason in self.rejected],
             "per_view": {v: _rounded(p) for v, p in self.per_view.items()},
@@ -145,9 +149,12 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
     view, confidence, probs = call
     if override is not None and override not in CLASSIFIER_LABELS:
         raise ValueError(f"view override must be one of {CLASSIFIER_LABELS}; got {override!r}")
+    from .view_review import VIEW_CONFIDENCE_THRESHOLD
+
     chosen = override or view
     return ClipPrediction(item.index, item.display_name, item.clip, chosen, float(confidence),
-                          {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view)
+                          {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view,
+                          awaiting_confirmation=override is None and float(confidence) < VIEW_CONFIDENCE_THRESHOLD)
 
 
 def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int, published=None,
@@ -158,7 +165,7 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
 
     per_view = {}
     for view in MODEL_VIEWS:
-        members = [c for c in clips if c.view == view]
+        members = [c for c in clips if c.view == view and not c.awaiting_confirmation]
         if not members or view not in bundle.view_models:
             continue
         model = bundle.view_models[view]

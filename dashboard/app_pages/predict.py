@@ -9,10 +9,10 @@ import tables
 import ui
 from echocmr.config import default_bundle_dir
 from echocmr.targets import CLASSIFIER_LABELS
+from echocmr.view_review import VIEW_CONFIDENCE_THRESHOLD
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
-LOW_CONFIDENCE = 0.6  # display hint only: below this the user is asked to check the view
 
 st.title("Predict a study")
 meta = ui.active_model()
@@ -43,9 +43,10 @@ def choose_sources() -> list[tuple[str, bytes]]:
 
 
 def overrides_for(key: str, base) -> dict[int, str]:
-    """Views the user changed in the selectboxes, compared with the classifier's choice."""
+    """Views the user changed in the selectboxes or confirmed, compared with the classifier's choice."""
     chosen = {c.index: st.session_state.get(f"view-{key}-{c.index}", c.view) for c in base.clips}
-    return {i: v for i, v in chosen.items() if v != next(c.view for c in base.clips if c.index == i)}
+    return {i: v for i, v in chosen.items()
+            if v != next(c.view for c in base.clips if c.index == i) or st.session_state.get(f"confirm-{key}-{i}")}
 
 
 def clip_card(clip, key: str, base_view: str) -> None:
@@ -65,8 +66,12 @@ def clip_card(clip, key: str, base_view: str) -> None:
             key=f"view-{key}-{clip.index}", help="Change it if the classifier is wrong; predictions update.")
         if clip.view_overridden:
             st.caption(":material/edit: View set by you; predictions use it.")
-        elif clip.view_confidence < LOW_CONFIDENCE:
-            st.caption(":material/help: The classifier is unsure: please check the view.")
+        elif clip.awaiting_confirmation or st.session_state.get(f"confirm-{key}-{clip.index}"):
+            if clip.awaiting_confirmation:
+                st.warning(f"The classifier is unsure ({ui.pct(clip.view_confidence)}, below "
+                           f"{ui.pct(VIEW_CONFIDENCE_THRESHOLD)}): this clip is **left out of the study prediction** "
+                           "until you confirm or correct its view.", icon=":material/help:")
+            st.checkbox("Confirm this view", key=f"confirm-{key}-{clip.index}")
 
 
 sources = choose_sources()
@@ -95,8 +100,13 @@ for n, clip in enumerate(pred.clips):
     with columns[n % 2]:
         clip_card(clip, key, base_views[clip.index])
 
+waiting = [c.display_name for c in pred.clips if c.awaiting_confirmation]
+if waiting:
+    st.info(f"{len(waiting)} clip{'s' if len(waiting) > 1 else ''} ({', '.join(waiting)}) left out of the study "
+            "prediction: the classifier is unsure of the view. Confirm or correct it above to include it.",
+            icon=":material/pending:")
 if not pred.fused:
-    st.warning("No clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
+    st.warning("No confirmed clip shows a view the models use (A4C, A2C or PLAX): nothing to predict.")
     st.stop()
 st.subheader("Study-level prediction (views fused)")
 st.dataframe(tables.fused_table(pred), hide_index=True, width="stretch")

@@ -75,8 +75,10 @@ def format_result(result) -> str:
     if result.synthetic:
         lines.append("NOTE: this model was trained on SYNTHETIC data; its outputs are not clinical findings.")
     for clip in result.clips:
+        waiting = (f"; left out of fusion until its view is confirmed (--view {clip.index + 1}=VIEW)"
+                   if clip.awaiting_confirmation else "")
         lines.append(f"{clip.display_name}: view {clip.view} ({clip.view_confidence:.0%}"
-                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames")
+                     f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames{waiting}")
     for name, reason in result.rejected:
         lines.append(f"{name}: rejected: {reason}")
     lines.append(f"{'target':<22}{'global':>10}  {'threshold':>10}  call")
