@@ -21,6 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="BUNDLE", help="bundle folder to write")
     p.add_argument("--view-classifier-from", type=Path, default=None, metavar="BUNDLE",
                    help="bundle whose view classifier to use (default: the shipped one; none was published)")
+    p.add_argument("--make-active", action="store_true", help="make the bundle the app's active model")
     p.set_defaults(func=run)
 
 
@@ -34,5 +35,10 @@ def run(args: argparse.Namespace) -> int:
         size_note = "" if entry["size_matches_published"] else " (size differs from the published files)"
         print(f"{name}: {entry['view']} {entry['target']}, sha256 {entry['sha256']}{size_note}")
     print(f"bundle written to {out}: {MODEL_LABEL}")
+    if args.make_active:
+        from ..bundle import set_active_bundle
+
+        set_active_bundle(out)
+        print("it is now the active model of the app")
     print(LICENCE_NOTE)
     return 0
