@@ -17,6 +17,7 @@ PAGES = [
     st.Page("app_pages/results.py", title="Held-out results", icon=":material/monitoring:", url_path="results"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", url_path="data"),
+    st.Page("app_pages/view_review.py", title="View review", icon=":material/fact_check:", url_path="view-review"),
 ]
 if not auth.can("train"):  # viewers: no Train page at all
     PAGES = [p for p in PAGES if p.url_path != "train"]

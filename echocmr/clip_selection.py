@@ -42,6 +42,13 @@ def left_out_reason(clip, model, policy: SelectionPolicy, frames_at_model_rate: 
     return ""
 
 
+def awaits_confirmation(clip, model, policy: SelectionPolicy) -> bool:
+    """A cine of a model view whose view the classifier is unsure of and nobody confirmed: it
+    stays out of the per-view models and fusion until a user confirms (sets) its view."""
+    return (model is not None and clip.clip.n_frames > 1 and not clip.view_overridden
+            and clip.view_confidence < policy.min_view_confidence)
+
+
 def windows_per_clip(n_members: int, n_clips: int, budget: int = VIEW_WINDOW_BUDGET) -> int:
     """Test-time windows for each of a view's ``n_members`` clips (``n_clips`` when few)."""
     return max(1, min(n_clips, budget // max(n_members, 1)))

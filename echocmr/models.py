@@ -25,7 +25,9 @@ from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 
-ARCHS = ("r2plus1d_18", "compact")
+# "r2plus1d_18_per_target": one whole r2plus1d_18 (one logit) per output, as the published
+# Sahashi et al. 2024 weights are (echocmr/official.py); imported only, never trained here.
+ARCHS = ("r2plus1d_18", "compact", "r2plus1d_18_per_target")
 # Pretrained files larger than this are refused before reading (r2plus1d_18 fp32 is ~125 MB).
 MAX_PRETRAINED_BYTES = 1 << 30
 
@@ -79,6 +81,22 @@ class CompactR2Plus1D(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+class PerTargetR2Plus1D(nn.Module):
+    """``n_outputs`` independent r2plus1d_18 networks with one logit each, outputs concatenated.
+
+    The published weights are one network per target (WMA, LGE); keeping them whole (rather than
+    re-heading one backbone) runs them exactly as released. Keys: ``nets.<k>.<torchvision key>``.
+    """
+
+    def __init__(self, n_outputs: int):
+        super().__init__()
+        self.nets = nn.ModuleList(r2plus1d_18(weights=None, num_classes=1) for _ in range(n_outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, T, H, W) float -> (B, n_outputs) logits."""
+        return torch.cat([net(x) for net in self.nets], dim=1)
+
+
 def _init_like_torchvision(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
@@ -108,6 +126,8 @@ def build_model(config: ModelConfig, n_outputs: int) -> nn.Module:
         nn.init.constant_(model.fc.bias, 0)
     elif config.arch == "compact":
         model = CompactR2Plus1D(config.width, n_outputs)
+    elif config.arch == "r2plus1d_18_per_target":
+        model = PerTargetR2Plus1D(n_outputs)
     else:
         raise ConfigError(f"unknown model arch {config.arch!r}; choose one of {', '.join(ARCHS)}")
     if config.pretrained_path:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .bundle import ModelBundle
 from .clip import Clip
-from .clip_selection import SelectionPolicy, left_out_reason, views_fed, windows_per_clip
+from .clip_selection import SelectionPolicy, awaits_confirmation, left_out_reason, views_fed, windows_per_clip
 from .errors import InputError
 from .metrics import is_positive
 from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
@@ -40,6 +40,9 @@ class ClipPrediction:
     predictions: dict[str, float] = field(default_factory=dict)  # empty unless it fed a view model
     used_for: str = ""  # the view model it fed ("" when left out)
     left_out: str = ""  # why it fed no view model (clip_selection.left_out_reason)
+    # A model view the classifier is unsure of, not confirmed by a user: out of the per-view
+    # models and fusion until someone confirms it (an override).
+    awaiting_confirmation: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ class StudyPrediction:
         return {
             "synthetic_model": self.synthetic,
             "clips": [{"clip": c.display_name, "view": c.view, "view_confidence": round(c.view_confidence, 4),
-                       "view_overridden": c.view_overridden, "n_frames": c.clip.n_frames,
+                       "view_overridden": c.view_overridden, "awaiting_confirmation": c.awaiting_confirmation,
+                       "n_frames": c.clip.n_frames,
                        "fps": round(c.clip.fps, 2), "fed_view_model": c.used_for or None,
                        "left_out": c.left_out or None, "predictions": _rounded(c.predictions)}
                       for c in self.clips],
@@ -150,11 +154,13 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "de
 
 
 def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, str] | None = None,
-                  n_clips: int = 4, policy: SelectionPolicy | None = None) -> StudyPrediction:
+                  n_clips: int = 4, policy: SelectionPolicy | None = None, published=None) -> StudyPrediction:
     """Classify every clip's view, run each view's model on the clips that may feed it (mean per
     view; see ``clip_selection``), fuse per target.
 
     ``view_overrides`` maps an item's ``index`` to a view from targets.CLASSIFIER_LABELS.
+    ``published``: ``official_infer.PublishedOptions`` for a published-weights bundle (exact
+    AVI inputs, windows); its models run the published recipe whatever is passed.
     Raises ``InputError("only_stills")`` when every readable file is a still image.
     """
     from .model_runner import at_model_rate, classify_views
@@ -171,7 +177,7 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
                            ) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
-    per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy())
+    per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy(), published, rejected)
     predicted = time.perf_counter()
     fused = _fuse(per_view, bundle)
     timings = {"view_classification": classified - started, "view_models": predicted - classified,
@@ -188,10 +194,11 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
                           {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view)
 
 
-def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int,
-                     policy: SelectionPolicy) -> dict[str, dict[str, float]]:
+def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int, policy: SelectionPolicy,
+                     published=None, rejected: list | None = None) -> dict[str, dict[str, float]]:
     """Fill the predictions of each clip that feeds a model; the per-view mean over those clips."""
     from .model_runner import at_model_rate, predict_clips
+    from .official_infer import is_published, run_published
 
     per_view = {}
     inputs: dict[int, np.ndarray] = {}
@@ -199,6 +206,7 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
         model = bundle.view_models.get(clip.view) if clip.view in MODEL_VIEWS else None
         frames = at_model_rate(clip.clip.frames, clip.clip.fps, model) if model and clip.clip.n_frames > 1 else None
         clip.left_out = left_out_reason(clip, model, policy, None if frames is None else len(frames))
+        clip.awaiting_confirmation = awaits_confirmation(clip, model, policy)
         if not clip.left_out and frames is not None:
             clip.used_for, inputs[clip.index] = clip.view, frames
     for view in MODEL_VIEWS:
@@ -206,8 +214,13 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
         if not members:
             continue
         model = bundle.view_models[view]
-        outputs = predict_clips(model, [inputs[c.index] for c in members],
-                                n_clips=windows_per_clip(len(members), n_clips), batch_size=16)
+        if is_published(model):  # the published recipe (echocmr/official_infer.py)
+            members, outputs = run_published(model, members, published, rejected)
+            if not members:
+                continue
+        else:
+            outputs = predict_clips(model, [inputs[c.index] for c in members],
+                                    n_clips=windows_per_clip(len(members), n_clips), batch_size=16)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from echocmr.bootstrap_ci import describe_intervals, level_text
-from echocmr_app import formatting, layout, loaders
+from echocmr_app import formatting, layout, loaders, published
 
 st.title("EchoCMR")
 st.markdown(
@@ -20,6 +20,7 @@ meta = loaders.active_model()
 if meta is None:
     st.stop()
 layout.banner(meta.get("synthetic", False))
+published.note(meta)
 
 
 def headline_table(headline: list[dict], level: str) -> pd.DataFrame:

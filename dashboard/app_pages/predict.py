@@ -6,19 +6,20 @@ import streamlit as st
 
 from echocmr.config import default_bundle_dir
 from echocmr.calls import NOT_CALLED
+from echocmr.clip_selection import MIN_VIEW_CONFIDENCE
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import formatting, guard, layout, loaders, pacs_source, study_cache, study_tables
+from echocmr_app import formatting, guard, layout, loaders, pacs_source, published, study_cache, study_tables
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
-LOW_CONFIDENCE = 0.6  # display hint only: below this the user is asked to check the view
 
 st.title("Predict a study")
 meta = loaders.active_model()
 if meta is None:
     st.stop()
 layout.banner(meta.get("synthetic", False))
+published.note(meta)
 bundle_path = meta["path"]
 
 
@@ -48,9 +49,10 @@ def choose_sources() -> list[tuple[str, bytes]]:
 
 
 def overrides_for(key: str, base) -> dict[int, str]:
-    """Views the user changed in the selectboxes, compared with the classifier's choice."""
+    """Views the user changed in the selectboxes or confirmed, compared with the classifier's choice."""
     chosen = {c.index: st.session_state.get(f"view-{key}-{c.index}", c.view) for c in base.clips}
-    return {i: v for i, v in chosen.items() if v != next(c.view for c in base.clips if c.index == i)}
+    return {i: v for i, v in chosen.items()
+            if v != next(c.view for c in base.clips if c.index == i) or st.session_state.get(f"confirm-{key}-{i}")}
 
 
 def _media(clip) -> None:
@@ -76,8 +78,12 @@ def clip_card(clip, key: str, base_view: str, compact: bool = False) -> None:
             key=f"view-{key}-{clip.index}", help="Change it if the classifier is wrong; predictions update.")
         if clip.view_overridden:
             st.caption(":material/edit: View set by you; predictions use it.")
-        elif clip.view_confidence < LOW_CONFIDENCE:
-            st.caption(":material/help: The classifier is unsure: please check the view.")
+        elif clip.awaiting_confirmation or st.session_state.get(f"confirm-{key}-{clip.index}"):
+            if clip.awaiting_confirmation:
+                st.warning(f"The classifier is unsure ({formatting.pct(clip.view_confidence)}, below "
+                           f"{formatting.pct(MIN_VIEW_CONFIDENCE)}): this clip is **left out of the study prediction** "
+                           "until you confirm or correct its view.", icon=":material/help:")
+            st.checkbox("Confirm this view", key=f"confirm-{key}-{clip.index}")
 
 
 sources = choose_sources()
@@ -86,18 +92,22 @@ if not sources:
             icon=":material/upload:")
     st.stop()
 key = study_cache.study_key(sources)
+windows = published.windows_choice(meta, key)
 with st.status("Reading, de-identifying and classifying clips…", expanded=False) as status:
     items = study_cache.ingest(key, tuple(sources))
+    exact = published.options(meta, key, sources, items, windows)
+    mode = "" if exact is None else str(exact.windows)
     try:
-        base = study_cache.predict(key, bundle_path, (), items)
+        base = study_cache.predict(key, bundle_path, (), items, exact, mode)
     except InputError as exc:  # e.g. only still images: a plain message, not a traceback
         status.update(label="Nothing to predict", state="error")
         st.error(exc.args[0], icon=":material/block:")
         st.stop()
     overrides = overrides_for(key, base)
-    pred = study_cache.predict(key, bundle_path, tuple(sorted(overrides.items())), items) if overrides else base
+    pred = study_cache.predict(key, bundle_path, tuple(sorted(overrides.items())), items, exact, mode) if overrides else base
     status.update(label=f"{len(pred.clips)} clips read, {len(pred.rejected)} rejected · "
                         f"{sum(pred.timings.values()):.1f} s", state="complete")
+published.describe_options(exact)
 for name, message in pred.rejected:
     st.error(f"**{name}** was not used: {formatting.reason(message)}", icon=":material/block:")
 
@@ -106,6 +116,11 @@ base_views = {c.index: c.view for c in base.clips}
 pacs_source.show_clips_by_view(
     pred, lambda clip, compact=False: clip_card(clip, key, base_views[clip.index], compact), VIEW_NAMES)
 
+waiting = [c.display_name for c in pred.clips if c.awaiting_confirmation]
+if waiting:
+    st.info(f"{len(waiting)} clip{'s' if len(waiting) > 1 else ''} ({', '.join(waiting)}) left out of the study "
+            "prediction: the classifier is unsure of the view. Confirm or correct it above to include it.",
+            icon=":material/pending:")
 if not pred.fused:
     st.warning("No clip feeds a view model (a cine of A4C, A2C or PLAX, confidently classified, at least one "
                "model window long): nothing to predict. Set a clip's view above to use it.")

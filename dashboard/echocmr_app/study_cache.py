@@ -24,17 +24,18 @@ def ingest(key: str, _sources: tuple) -> list:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
-def _predict(key: str, bundle_path: str, bundle_stamp: str, overrides: tuple, _items: list):
+def _predict(key: str, bundle_path: str, bundle_stamp: str, overrides: tuple, _items: list, _published, mode: str):
     from echocmr.study_prediction import predict_study
 
-    return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None)
+    return predict_study(_items, load_bundle(bundle_path), dict(overrides) or None, published=_published)
 
 
-def predict(key: str, bundle_path: str, overrides: tuple, items: list):
-    """One study's prediction, cached by the study, the bundle's content stamp and the overrides."""
+def predict(key: str, bundle_path: str, overrides: tuple, items: list, published=None, mode: str = ""):
+    """One study's prediction, cached by the study, the bundle's content stamp, the overrides and
+    ``mode`` (a published-weights bundle's windows; ``published`` its PublishedOptions)."""
     from echocmr.bundle import content_stamp
 
-    return _predict(key, bundle_path, content_stamp(bundle_path), overrides, items)
+    return _predict(key, bundle_path, content_stamp(bundle_path), overrides, items, published, mode)
 
 
 def study_key(sources: list[tuple[str, bytes]]) -> str:

@@ -18,9 +18,12 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run", required=True, type=Path, help="training run folder (RUN/<view>/best.*)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="training run folder (RUN/<view>/best.*)")
+    source.add_argument("--model", type=Path, metavar="BUNDLE",
+                        help="evaluate a model bundle as it is (its own fusion; e.g. imported published weights)")
     p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (manifest.csv)")
-    p.add_argument("--out", required=True, type=Path, help="results folder to write")
+    p.add_argument("--out", type=Path, help="results folder to write (required with --run; default BUNDLE/results)")
     p.add_argument("--n-bootstrap", type=int, default=None, help="bootstrap resamples (default 10000)")
     p.add_argument("--resample", choices=("patient", "study"), default=None,
                    help="bootstrap unit: patient (cluster bootstrap, default) or study")
@@ -60,7 +63,14 @@ def run(args) -> int:
     from ..bootstrap_ci import describe_intervals
 
     config = config_from_args(args)
-    bundle, _ = E.run_evaluation(args.run, args.data, args.out, config)
+    if args.model is not None:
+        from ..bundle_eval import evaluate_bundle
+
+        bundle, args.out = evaluate_bundle(args.model, args.data, args.out, config)
+    elif args.out is None:
+        raise E.EvaluationError("--out is required with --run")
+    else:
+        bundle, _ = E.run_evaluation(args.run, args.data, args.out, config)
     s = bundle.summary
     print(E.format_table2(
         bundle.metrics,

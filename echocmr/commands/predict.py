@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add_pacs_arguments(p, required=False)
     p.add_argument("--study", help="with --dicomweb: the study instance UID, predicted in memory (nothing written)")
+    p.add_argument("--windows", type=int, default=0, metavar="N",
+                   help="published-weights bundles: average N windows per video (test-time averaging, "
+                        "not the published protocol; default 0 = exact: first 32 frames, stride 2)")
     p.set_defaults(func=run)
 
 
@@ -62,18 +65,40 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     bundle = load_bundle(str(args.model or active_bundle_dir()))
     loaded = time.perf_counter()
-    items = ingest_study(_sources(args))
+    sources = _sources(args)
+    items = ingest_study(sources)
     ingested = time.perf_counter()
     from ..clip_selection import MIN_VIEW_CONFIDENCE, SelectionPolicy
 
     confidence = MIN_VIEW_CONFIDENCE if args.min_view_confidence is None else args.min_view_confidence
-    result = predict_study(items, bundle, _overrides(args.view), policy=SelectionPolicy(confidence))
+    published = _published_options(bundle, sources, items, args.windows)
+    result = predict_study(items, bundle, _overrides(args.view), policy=SelectionPolicy(confidence),
+                           published=published)
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
+    notes = published_notes(bundle.meta, published)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps({**result.to_json(), **({"model": notes} if notes else {})}, indent=2))
     else:
-        print(format_result(result))
+        print("\n".join(notes.values()) + "\n" + format_result(result) if notes else format_result(result))
     return 0 if result.clips and not result.rejected else 1
+
+
+def _published_options(bundle, sources: list, items: list, windows: int):
+    """A published-weights bundle's options (contract AVIs go in unchanged); None for others."""
+    if not bundle.meta.get("official"):
+        return None
+    from ..official_infer import PublishedOptions, published_inputs
+
+    return PublishedOptions(published_inputs(sources, items), max(0, windows))
+
+
+def published_notes(meta: dict, published) -> dict[str, str]:
+    """What a published-weights run is, in words (empty for bundles trained here)."""
+    if published is None:
+        return {}
+    from ..official import MODEL_LABEL, fusion_note
+
+    return {"model": f"model: {MODEL_LABEL}", "mode": f"mode: {published.mode_label}", "fusion": fusion_note(meta)}
 
 
 def format_result(result) -> str:
@@ -82,7 +107,12 @@ def format_result(result) -> str:
     if result.synthetic:
         lines.append("NOTE: this model was trained on SYNTHETIC data; its outputs are not clinical findings.")
     for clip in result.clips:
-        use = f"feeds the {clip.used_for} model" if clip.used_for else f"left out: {clip.left_out}"
+        if clip.used_for:
+            use = f"feeds the {clip.used_for} model"
+        elif clip.awaiting_confirmation:
+            use = f"left out of fusion until its view is confirmed (--view {clip.index + 1}=VIEW)"
+        else:
+            use = f"left out: {clip.left_out}"
         lines.append(f"{clip.display_name}: view {clip.view} ({clip.view_confidence:.0%}"
                      f"{', set by user' if clip.view_overridden else ''}), {clip.clip.n_frames} frames; {use}")
     for name, reason in result.rejected:

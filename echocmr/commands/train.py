@@ -39,8 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=("r2plus1d_18", "compact"), help="model architecture")
     p.add_argument("--width", type=int, help="compact model channels")
     p.add_argument("--frames", type=int, help="frames per clip")
+    p.add_argument("--init-weights", type=Path, metavar="FILE",
+                   help="start the per-view r2plus1d_18 models from a local torchvision r2plus1d_18 state dict "
+                        "(e.g. Kinetics-400 weights you downloaded; read with weights_only, head replaced)")
     p.add_argument("--max-train-clips", type=int, help="use at most N training clips per model (0: all)")
     p.add_argument("--no-view-classifier", action="store_true", help="skip the view classifier")
+    p.add_argument("--view-classifier-only", action="store_true",
+                   help="fine-tune the active view classifier on the clips confirmed on the View review page "
+                        "(--data PREPARED; --classifier-epochs, --classifier-lr, --seed apply)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--run-name", help="run directory name (default: date-time-preset)")
@@ -60,12 +66,15 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
         changes["view_classifier"] = False
     if args.compile:
         changes["compile"] = True
-    model_fields = {"arch": args.arch, "width": args.width, "n_frames": args.frames}
+    model_fields = {"arch": args.arch, "width": args.width, "n_frames": args.frames,
+                    "pretrained_path": init_weights_path(getattr(args, "init_weights", None))}
     model_changes = {k: v for k, v in model_fields.items() if v is not None}
     if model_changes:
         changes["model"] = dataclasses.replace(base.model, **model_changes)
     config = dataclasses.replace(base, **changes)
     _validate(config)
+    if getattr(args, "init_weights", None) is not None:
+        check_init_weights(config.model)
     return config
 
 
@@ -88,6 +97,27 @@ def check_resume_changes(saved: TrainConfig, config: TrainConfig) -> None:
         raise ConfigError(f"{_flags(fixed)} cannot change when resuming (the run's weights, optimiser and "
                           f"schedule are restored); only {_flags(RESUME_ADJUSTABLE)} can. "
                           "Start a new run to change the others.")
+
+
+def init_weights_path(path: Path | None) -> str | None:
+    """``--init-weights`` as an absolute path (the run may start in another working directory)."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError("--init-weights: the file does not exist")
+    return str(path.resolve())
+
+
+def check_init_weights(model: ModelConfig) -> None:
+    """Fail before a run starts: the file must be an r2plus1d_18 state dict that fits the backbone."""
+    if not model.pretrained_path:
+        return
+    if model.arch != "r2plus1d_18":
+        raise ConfigError("--init-weights takes a torchvision r2plus1d_18 state dict: use it with --preset paper "
+                          "or --arch r2plus1d_18")
+    from ..models import build_model
+
+    build_model(model, 1)  # reads it (weights_only, size-capped) and checks every backbone shape
 
 
 def _validate(config: TrainConfig) -> None:
@@ -114,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     from ..train import train_model
     from ..train_dist import broadcast_object, cleanup, init_distributed
 
+    if args.view_classifier_only:  # echocmr/commands/train_view_classifier.py
+        from .train_view_classifier import run_view_classifier_only
+
+        return run_view_classifier_only(args)
     if args.resume is not None:
         if args.config is not None:
             raise ConfigError("--config starts a new run; a resumed run keeps the settings in its config.json")
