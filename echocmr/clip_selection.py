@@ -9,7 +9,7 @@ shorter clip would be looped, i.e. the model would see invented motion).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MIN_VIEW_CONFIDENCE = 0.5  # below this the classifier's view is a guess: the clip is left out
 # Test-time windows per view: a view with up to 3 clips gets the usual 4 windows per clip; one with
@@ -20,7 +20,8 @@ VIEW_WINDOW_BUDGET = 12
 
 @dataclass(frozen=True)
 class SelectionPolicy:
-    min_view_confidence: float = MIN_VIEW_CONFIDENCE
+    # Read when a policy is made, so the module's one threshold is the default everywhere.
+    min_view_confidence: float = field(default_factory=lambda: MIN_VIEW_CONFIDENCE)
 
 
 def left_out_reason(clip, model, policy: SelectionPolicy, frames_at_model_rate: int | None) -> str:
@@ -32,7 +33,7 @@ def left_out_reason(clip, model, policy: SelectionPolicy, frames_at_model_rate: 
         return "still image (a single frame never feeds a view model)"
     if model is None:
         return f"view {clip.view}: no model uses it"
-    if not clip.view_overridden and clip.view_confidence < policy.min_view_confidence:
+    if not clip.view_confirmed and clip.view_confidence < policy.min_view_confidence:
         return (f"view {clip.view} only {clip.view_confidence:.0%} confident "
                 f"(needs {policy.min_view_confidence:.0%}; set the view to use it)")
     window = model.sampling.n_frames
@@ -45,7 +46,7 @@ def left_out_reason(clip, model, policy: SelectionPolicy, frames_at_model_rate: 
 def awaits_confirmation(clip, model, policy: SelectionPolicy) -> bool:
     """A cine of a model view whose view the classifier is unsure of and nobody confirmed: it
     stays out of the per-view models and fusion until a user confirms (sets) its view."""
-    return (model is not None and clip.clip.n_frames > 1 and not clip.view_overridden
+    return (model is not None and clip.clip.n_frames > 1 and not clip.view_confirmed
             and clip.view_confidence < policy.min_view_confidence)
 
 

@@ -36,7 +36,8 @@ class ClipPrediction:
     view: str
     view_confidence: float
     view_probs: dict[str, float]
-    view_overridden: bool = False
+    view_overridden: bool = False  # the user chose another view than the classifier's
+    view_confirmed: bool = False  # the user set the view (the classifier's own, or another)
     predictions: dict[str, float] = field(default_factory=dict)  # empty unless it fed a view model
     used_for: str = ""  # the view model it fed ("" when left out)
     left_out: str = ""  # why it fed no view model (clip_selection.left_out_reason)
@@ -191,7 +192,8 @@ def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:
         raise ValueError(f"view override must be one of {CLASSIFIER_LABELS}; got {override!r}")
     chosen = override or view
     return ClipPrediction(item.index, item.display_name, item.clip, chosen, float(confidence),
-                          {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view)
+                          {k: float(v) for k, v in probs.items()}, view_overridden=override is not None and override != view,
+                          view_confirmed=override is not None)
 
 
 def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: int, policy: SelectionPolicy,

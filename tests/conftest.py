@@ -8,6 +8,7 @@ Modules that need a trained model use ``tiny_bundle`` instead of training their 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,16 @@ import pytest
 from prepared_factory import make_prepared
 
 PREPARE_SALT = b"test-salt"
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """AppTest runs a page as ``__main__`` and leaves it in ``sys.modules``; processes started
+    later (Dask nannies, spawn children) would re-run that page. Put the real one back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

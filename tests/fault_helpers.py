@@ -240,10 +240,10 @@ def _install(fault: dict) -> None:
 
 
 def _install_kill(point: str, name: str, nth: int = 1) -> None:
-    """Wrap echocmr.atomic's view of ``os`` (only that module's), or run_dir's append_line."""
+    """Wrap echocmr.atomic's view of ``os`` (only that module's), or run_record's append_line."""
     import types
 
-    from echocmr import atomic, run_dir
+    from echocmr import atomic, run_record
 
     hits = {"n": 0}
 
@@ -254,8 +254,8 @@ def _install_kill(point: str, name: str, nth: int = 1) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "append":
-        original = run_dir.append_line
-        run_dir.append_line = lambda path, line: (maybe_die(path), original(path, line))[1]
+        original = run_record.append_line
+        run_record.append_line = lambda path, line: (maybe_die(path), original(path, line))[1]
         return
     real_os = atomic.os
 

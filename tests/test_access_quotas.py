@@ -7,7 +7,8 @@ import tomllib
 
 import pytest
 
-from echocmr import access, runs
+from echocmr import access
+from echocmr import run_control as runs
 from echocmr.access import AccessDenied, Actor
 from echocmr.config import REPO_ROOT, IngestLimits, preset
 from echocmr.quotas import MB, QuotaExceeded, Quotas, UploadLedger, check_synthesis, upload_limits_text

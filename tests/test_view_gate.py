@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from echocmr import view_review
+from echocmr import clip_selection
 from echocmr.bundle import load_bundle
 from echocmr.study_prediction import ingest_study, predict_study
 
@@ -20,9 +20,9 @@ def study():
 
 def test_uncertain_clips_wait_for_confirmation(study, monkeypatch):
     items, bundle = study
-    monkeypatch.setattr(view_review, "VIEW_CONFIDENCE_THRESHOLD", 0.0)  # no clip waits
+    monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 0.0)  # no clip waits
     ungated = predict_study(items, bundle)
-    monkeypatch.setattr(view_review, "VIEW_CONFIDENCE_THRESHOLD", 1.01)  # every call is now "unsure"
+    monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 1.01)  # every call is now "unsure"
     waiting = predict_study(items, bundle)
     assert waiting.clips and all(c.awaiting_confirmation for c in waiting.clips)
     assert waiting.per_view == {} and waiting.fused == {} and all(not c.predictions for c in waiting.clips)
@@ -41,7 +41,7 @@ def test_predict_page_says_so(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
     monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
-    monkeypatch.setattr(view_review, "VIEW_CONFIDENCE_THRESHOLD", 1.01)
+    monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 1.01)
     at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=300)
     at.run()
     at.switch_page("app_pages/predict.py").run()

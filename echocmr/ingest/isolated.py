@@ -16,6 +16,7 @@ pre-loaded forkserver a few ms). Calls to one ``IsolatedDecoder`` are serialised
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -23,6 +24,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -39,6 +41,25 @@ from . import gate
 # to prove that a dying decoder fails its file only.
 FAULTS: dict[str, str] = {}
 _CONTEXT = multiprocessing.get_context("forkserver")
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start a worker without it re-running the parent's ``__main__``.
+
+    multiprocessing re-imports the parent's main script in every spawned or forkserver child; in
+    the dashboard that script is a Streamlit page (in tests, AppTest's), which must never run in
+    a decoder process. Hiding its file for the instant of ``start()`` skips that step.
+    """
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:
+        path = main.__dict__.pop("__file__", None) if main is not None else None
+        try:
+            yield
+        finally:
+            if path is not None:
+                main.__dict__["__file__"] = path
 _LIMIT_MESSAGES = {
     "decoder_crashed": "the decoder crashed on this file",
     "decoder_memory": "decoding this file needed more memory than the worker is allowed",
@@ -209,7 +230,8 @@ class IsolatedDecoder:
         self.tmp = tempfile.mkdtemp(prefix="echocmr-worker-")
         parent, child = _CONTEXT.Pipe()
         self._proc = _CONTEXT.Process(target=_serve, args=(child, self.limits, self.tmp), daemon=True)
-        self._proc.start()
+        with _main_module_hidden():
+            self._proc.start()
         child.close()  # only the worker holds its end: its death reads as EOF here
         self._conn = parent
 
