@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import secrets
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
     from .ingest import read_clip_isolated
 
     key, path, clips_dir, salt, target_fps = task
+    if multiprocessing.current_process().daemon:  # e.g. a Dask worker left at its default
+        raise ConfigError("this worker is a daemonic process and cannot start isolated decoders: start "
+                          "Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/SCALE.md)")
     try:
         source = open_location(path, PREPARE_LIMITS.max_file_bytes)
         clip = read_clip_isolated(source, salt=salt, limits=PREPARE_LIMITS, target_fps=target_fps or None,
