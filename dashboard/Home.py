@@ -19,7 +19,7 @@ PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", url_path="data"),
     st.Page("app_pages/view_review.py", title="View review", icon=":material/fact_check:", url_path="view-review"),
 ]
-if not auth.can("train"):  # viewers: no Train page at all
-    PAGES = [p for p in PAGES if p.url_path != "train"]
+if not auth.can("train"):  # viewers: no Train or View review page at all (both change models or labels)
+    PAGES = [p for p in PAGES if p.url_path not in ("train", "view-review")]
 
 st.navigation(PAGES).run()

@@ -37,6 +37,9 @@ def test_review_save_fine_tune_accuracy(app):
         for round_ in range(3):  # three pages of eight: every clip gets its true view
             page.locator("video").first.wait_for(timeout=120_000)
             wait_idle(page)
+            # A rerun can leave the previous run's elements on screen for a moment: wait for one page.
+            page.wait_for_function("document.querySelectorAll('[data-testid=stRadio]').length <= 8", timeout=60_000)
+            wait_idle(page)
             radios = page.locator("[data-testid=stRadio]")
             for k in range(radios.count()):
                 radio = radios.nth(k)

@@ -11,13 +11,14 @@ from echocmr.prepared import open_clip, read_manifest
 from echocmr.targets import CLASSIFIER_LABELS
 from echocmr.view_finetune import FineTuneConfig, fine_tune_view_classifier, latest_report
 from echocmr.view_review import (VIEW_CONFIDENCE_THRESHOLD, classify_prepared, read_labels, review_queue,
-from echocmr_app import formatting, layout, loaders
                                  save_labels, view_counts)
+from echocmr_app import auth, formatting, layout, loaders
 
 PAGE_SIZE = 8
 VIEW_NAMES = {"A4C": "A4C", "A2C": "A2C", "PLAX": "PLAX", "other": "Other"}
 
 st.title("View review")
+auth.refuse_unless("train")  # confirming labels and fine-tuning are a researcher's actions
 st.markdown("A view classifier trained on synthetic clips is not to be trusted on real echo. Confirm or "
             "correct its call on the clips of a prepared cohort — **least certain first** — then fine-tune "
             "it on what you confirmed.")
