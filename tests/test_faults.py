@@ -353,7 +353,8 @@ def test_weights_blown_up_by_the_last_step_are_never_saved(prepared, copy_of_one
 # ----------------------------------------------------------------------------- 6. several runs at once
 
 @pytest.mark.slow  # trains in child processes against a many-epoch reference run
-def test_two_runs_at_once_in_one_data_home(prepared, reference, tmp_path, launcher_env):
+def test_two_runs_at_once_in_one_data_home(prepared, reference, tmp_path, launcher_env, monkeypatch):
+    monkeypatch.setenv("ECHOCMR_MAX_TRAINING_RUNS", "2")  # the default quota allows one at a time
     epochs = 3
     a, b = (run_control.start_run(fh.tiny_config(epochs), prepared, tmp_path, name=n).path for n in ("a", "b"))
     try:
