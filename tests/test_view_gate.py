@@ -42,6 +42,9 @@ def test_predict_page_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
     monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 1.01)
+    import streamlit as st
+
+    st.cache_resource.clear()  # an earlier test's prediction of this study (at the real threshold)
     at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=300)
     at.run()
     at.switch_page("app_pages/predict.py").run()
