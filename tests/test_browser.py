@@ -304,7 +304,12 @@ def test_results_table2_fits_1400_px_with_the_fused_column(browser, server):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
         open_page(page, f"{server}/results", "published (Sahashi et al. 2024, real patients)")
-        table = page.locator("[data-testid=stDataFrame]").first
+        wait_idle(page)
+        # The grid lays out (and mirrors its header row) a moment after the script run ends.
+        page.wait_for_function("document.querySelectorAll('[data-testid=stDataFrame] [role=columnheader]').length >= 3",
+                               timeout=60_000)
+        table = page.locator("[data-testid=stDataFrame]:visible").first  # Table 2's tab is the open one
+        table.wait_for(state="visible", timeout=60_000)
         box = table.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1400
         # Glide draws cells on a canvas; its header row is mirrored in an accessible table.
