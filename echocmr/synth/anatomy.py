@@ -10,6 +10,7 @@ whose per-segment endocardial excursion and thickening follow the wall-motion sc
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def _apical_arcs(left: tuple[int, int, int], right: tuple[int, int, int]) -> tup
             (ra, 15, 60), (rm, 60, 105), (rb, 105, 150))
 
 
-_LV_APICAL = dict(axes=(0.15, 0.29), wall=0.05, wall_level=0.85, gap=((150, 210),))
+_LV_APICAL: dict[str, Any] = dict(axes=(0.15, 0.29), wall=0.05, wall_level=0.85, gap=((150, 210),))
 
 SCENES: dict[str, ViewScene] = {
     "A4C": ViewScene(

@@ -17,7 +17,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from ..atomic import atomic_write
 from .render import ClipSpec
@@ -140,8 +140,8 @@ def build_dataset(frames: np.ndarray, spec: ClipSpec, meta: DicomMeta, bgr: bool
     """The complete DICOM dataset (with file meta) for one clip; frames uint8 (T, H, W, 3)."""
     syntax = JPEGBaseline8Bit if meta.compressed else ExplicitVRLittleEndian
     file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP_CLASS
-    file_meta.MediaStorageSOPInstanceUID = meta.sop_uid
+    file_meta.MediaStorageSOPClassUID = UID(US_MULTIFRAME_SOP_CLASS)
+    file_meta.MediaStorageSOPInstanceUID = UID(meta.sop_uid)
     file_meta.TransferSyntaxUID = syntax
     file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()

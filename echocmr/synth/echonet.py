@@ -34,7 +34,7 @@ def write_avi(path: Path, frames: np.ndarray, fps: float) -> Path:
     os.close(fd)
     try:
         height, width = frames.shape[1:3]
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (width, height))
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter.fourcc(*"MJPG"), float(fps), (width, height))
         if not writer.isOpened():
             raise RuntimeError("OpenCV cannot write MJPG AVI files")
         for frame in frames:

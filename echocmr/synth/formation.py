@@ -25,9 +25,9 @@ DB_PER_LN = 20.0 / np.log(10.0)
 def _polar_gaussian_field(rng: np.random.Generator, shape: tuple[int, int], sigma_r: float,
                           sigma_t: float) -> np.ndarray:
     """complex64 (n_r, n_theta) circular Gaussian field, blurred to the speckle cell, E|z|² = 1."""
-    z = rng.standard_normal((2, *shape)).astype(np.float32)
-    z = [cv2.GaussianBlur(p, (0, 0), sigmaX=max(sigma_t, 0.3), sigmaY=max(sigma_r, 0.3)) for p in z]
-    out = (z[0] + 1j * z[1]).astype(np.complex64)
+    noise = rng.standard_normal((2, *shape)).astype(np.float32)
+    real_part, imag_part = (cv2.GaussianBlur(p, (0, 0), sigmaX=max(sigma_t, 0.3), sigmaY=max(sigma_r, 0.3)) for p in noise)
+    out = (real_part + 1j * imag_part).astype(np.complex64)
     return out / np.sqrt(np.mean(np.abs(out) ** 2) + 1e-12)
 
 
@@ -69,9 +69,9 @@ def speckle_keys(spec: ClipSpec, rng: np.random.Generator, r: np.ndarray, theta:
         ca, sa = np.float32(np.cos(u) * np.cos(v)), np.float32(np.sin(u) * np.cos(v))
         sc = np.float32(np.sin(v))
         keys.append(cv2.magnitude(ca * ra + sa * rb + sc * rc, ca * ia + sa * ib + sc * ic))
-    keys = np.stack(keys).astype(np.float32)
-    keys /= np.float32(keys.mean() + 1e-6)
-    return keys, (n_keys - 1) / max(duration, 1e-6)
+    stacked = np.stack(keys).astype(np.float32)
+    stacked /= np.float32(stacked.mean() + 1e-6)
+    return stacked, (n_keys - 1) / max(duration, 1e-6)
 
 
 def speckle_at(keys: np.ndarray, key_rate: float, time_s: float) -> np.ndarray:

@@ -133,7 +133,9 @@ def render_patient(config: SynthConfig, index: int, out: Path) -> PatientOutput:
             continue
         for n, view in enumerate(study.views, start=1):
             rng = patient_rng(config.seed, index, 3, k, n)
-            spec = draw_clip_spec(rng, view, tuple(config.native_size), config.beats, tuple(config.fps_range))
+            rows, cols = config.native_size
+            fps_low, fps_high = config.fps_range
+            spec = draw_clip_spec(rng, view, (rows, cols), config.beats, (fps_low, fps_high))
             meta = _meta(config, patient, study, k, n, vendor, time_str, rng)
             clip = render_clip(spec, patient.heart, config.tissue_signal,
                                _burned_text(patient, study, spec, vendor[1], time_str), bgr=meta.compressed)
@@ -166,7 +168,7 @@ def cmr_rows(patients: list[Patient]) -> list[dict]:
     rows = []
     for p in patients:
         for cmr in p.cmrs:
-            row = {"cmr_id": cmr.cmr_id, "patient_id": p.patient_id, "cmr_date": cmr.date.isoformat()}
+            row: dict[str, object] = {"cmr_id": cmr.cmr_id, "patient_id": p.patient_id, "cmr_date": cmr.date.isoformat()}
             row.update({f"wma_{i + 1}": int(p.heart.wma[i]) for i in range(N_SEGMENTS)})
             row.update({f"lge_{i + 1}": int(p.lge[i]) for i in range(N_SEGMENTS)})
             row.update({"t1_ms": _fmt(cmr.t1_ms, 0), "t2_ms": _fmt(cmr.t2_ms, 1),

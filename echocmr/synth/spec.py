@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def draw_clip_spec(rng: np.random.Generator, view: str, size: tuple[int, int], b
     apex_y = rows * rng.uniform(0.03, 0.07)
     parasternal = view in ("PLAX", "PSAX")
     start_phase = float(rng.random())
-    geometry = dict(
+    geometry: dict[str, Any] = dict(
         apex=(cols / 2 + cols * rng.uniform(-0.02, 0.02), apex_y),
         radius=float((rows - apex_y) * rng.uniform(0.88, 0.96)),
         half_angle=float(rng.uniform(30, 45)), rotation=float(rng.uniform(-10, 10)),
