@@ -153,8 +153,8 @@ def test_per_segment_auroc_with_patient_bootstrap_and_insufficient_segments(tmp_
 
 
 def test_segment_results_are_read_as_untrusted(tmp_path):
-    from echocmr.results import ResultsBundle, read_results, write_results
     from echocmr.metrics import MetricRecord
+    from echocmr.results import ResultsBundle, read_results, write_results
 
     bundle = ResultsBundle(pd.DataFrame(columns=["study", "patient", "split", "view", "target", "y_true", "y_pred"]),
                            [MetricRecord("wma", "global", "auroc", 0.8, 0.7, 0.9, 10)], summary={"synthetic": True})
