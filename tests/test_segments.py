@@ -187,3 +187,17 @@ def test_example_truth_round_trip_and_refusal(tmp_path):
     (tmp_path / EXAMPLE_TRUTH_FILE).write_text(json.dumps(bad))
     with pytest.raises(CheckpointError):
         read_example_truth(tmp_path)
+
+
+def test_demo_writes_the_example_study_truth_from_its_paired_report(tmp_path):
+    from echocmr.demo import write_example_truth
+
+    wma, lge = [[0] * 17, [0] * 17], [[0] * 17, [0] * 17]
+    wma[1][9] = 3  # the report within 30 days: segment 10 dyskinetic
+    reports = _reports(wma, lge).assign(patient_id="P0", cmr_date=["2023-01-01", "2024-01-05"])
+    reports.to_csv(tmp_path / "cmr_reports.csv", index=False)
+    study = pd.Series({"patient_id": "P0", "study_id": "S1", "study_date": "2024-01-01", "file": "x.dcm"})
+    write_example_truth(tmp_path, study, tmp_path)
+    truth = read_example_truth(tmp_path)
+    assert truth is not None and truth.value("wma", 10) == 1 and truth.value("wma", 9) == 0
+    assert json.loads((tmp_path / EXAMPLE_TRUTH_FILE).read_text())["synthetic"] is True
