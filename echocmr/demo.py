@@ -128,3 +128,25 @@ def add_examples(bundle: Path, prepared: Path, seed: int) -> None:
         study.mkdir()
         for number, file in enumerate(first["file"], start=1):
             shutil.copy2(cohort / file, study / f"clip{number}.dcm")
+        write_example_truth(cohort, first.iloc[0], study)
+
+
+def write_example_truth(cohort: Path, study_row: pd.Series, study_dir: Path) -> None:
+    """The example study's CMR truth per AHA segment (the report paired with it by the
+    ``prepare`` rules), for the Predict page's bullseye: synthetic, so shipping it is harmless."""
+    from .atomic import atomic_write_text
+    from .config import LabelConfig
+    from .labels import pair_studies
+    from .segments import EXAMPLE_TRUTH_FILE, truth_from_scores, truth_to_json
+
+    config = LabelConfig()
+    reports = pd.read_csv(cohort / "cmr_reports.csv", dtype={"patient_id": str, "cmr_id": str})
+    studies = pd.DataFrame([study_row[["patient_id", "study_id", "study_date"]]])
+    cmr_id = pair_studies(studies, reports, config.pairing_window_days)["cmr_id"].iloc[0]
+    if pd.isna(cmr_id):
+        return
+    report = reports[reports["cmr_id"] == cmr_id].iloc[0]
+    wma = {s: float(report[f"wma_{s}"]) for s in range(1, 18)}
+    lge = {s: float(report[f"lge_{s}"]) for s in range(1, 18)}
+    truth = truth_from_scores(wma, lge, config.wma_min_score)
+    atomic_write_text(study_dir / EXAMPLE_TRUTH_FILE, json.dumps(truth_to_json(truth, synthetic=True), indent=1))

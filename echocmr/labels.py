@@ -11,7 +11,16 @@ import pandas as pd
 
 from .config import LabelConfig
 from .errors import InputError
-from .targets import MODEL_VIEWS, N_SEGMENTS, TARGETS, VIEW_SEGMENTS
+from .targets import (
+    MODEL_VIEWS,
+    N_SEGMENTS,
+    SEGMENT_OUTPUTS,
+    SEGMENTS,
+    TARGETS,
+    VIEW_SEGMENTS,
+    parse_segment_output,
+    segment_output,
+)
 
 WMA_COLUMNS = [f"wma_{s}" for s in range(1, N_SEGMENTS + 1)]
 LGE_COLUMNS = [f"lge_{s}" for s in range(1, N_SEGMENTS + 1)]
@@ -71,6 +80,11 @@ def report_labels(reports: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:
         columns = [s - 1 for s in VIEW_SEGMENTS[view]]
         out[f"wma_view@{view}"] = wma[:, columns].any(axis=1).astype(float)
         out[f"lge_view@{view}"] = lge[:, columns].any(axis=1).astype(float)
+    # Per-segment labels, same thresholds as above; a missing score stays missing (NaN).
+    for finding, hit, columns_of in (("wma", wma, WMA_COLUMNS), ("lge", lge, LGE_COLUMNS)):
+        present = reports[columns_of].notna().to_numpy()
+        for s in SEGMENTS:
+            out[segment_output(finding, s)] = np.where(present[:, s - 1], hit[:, s - 1].astype(float), np.nan)
     for column in COVARIATE_COLUMNS:
         raw = reports[column] if column in reports.columns else pd.Series(np.nan, index=reports.index)
         out[column] = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
@@ -81,8 +95,15 @@ def clip_targets(clips: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Attach target columns (targets.TARGETS order) to clips that have ``cmr_id`` and ``view``.
 
     Per-view targets take the clip's own view's segments; clips of other views get NaN there.
+    Segment labels (``targets.SEGMENT_OUTPUTS``) are kept only for segments the clip's view
+    shows: NaN elsewhere, so the view model's loss is masked there.
     """
     merged = clips.merge(labels, on="cmr_id", how="left")
+    for name in SEGMENT_OUTPUTS:
+        if name in merged.columns:
+            segment = parse_segment_output(name)[1]  # type: ignore[index]
+            shown = merged["view"].map(lambda v, s=segment: v in VIEW_SEGMENTS and s in VIEW_SEGMENTS[v])
+            merged[name] = merged[name].where(shown.astype(bool), np.nan)
     for per_view in ("wma_view", "lge_view"):
         values = np.full(len(merged), np.nan)
         for view in MODEL_VIEWS:

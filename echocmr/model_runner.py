@@ -24,7 +24,7 @@ from .errors import CheckpointError, InputError
 from .ingest.resize import resample_indices
 from .models import prepare_input
 from .prepared import check_frame_rate, open_clip, prepared_target_fps, read_manifest
-from .targets import CLASSIFIER_LABELS, TARGETS_BY_NAME
+from .targets import CLASSIFIER_LABELS, output_kind
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _transform(model: LoadedModel, logits: torch.Tensor) -> torch.Tensor:
     out = logits.double().clone()
     scaling = model.meta.get("target_scaling") or {}
     for k, name in enumerate(model.outputs):
-        if TARGETS_BY_NAME[name].kind == "binary":
+        if output_kind(name) == "binary":
             out[:, k] = torch.sigmoid(out[:, k])
         else:
             s = scaling.get(name, {"mean": 0.0, "std": 1.0})

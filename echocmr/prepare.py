@@ -32,7 +32,7 @@ from .errors import ConfigError, InputError
 from .jsonfile import read_json
 from .prepared import CLIPS_DIR, MANIFEST_BASE, MANIFEST_FILE, PREPARE_JSON, clip_path
 from .splits import split_balance
-from .targets import BINARY_TARGETS, GLOBAL_TARGETS, MODEL_VIEWS, OTHER_VIEWS, TARGETS
+from .targets import BINARY_TARGETS, GLOBAL_TARGETS, MODEL_VIEWS, OTHER_VIEWS, SEGMENT_OUTPUTS, TARGETS
 from .trust import csv_text
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _manifest(files: pd.DataFrame, labels: pd.DataFrame, config: PrepareConfig) 
     with_targets = lab.clip_targets(files, labels)
     splits = _patient_splits(with_targets, config)
     with_targets["split"] = with_targets["patient"].astype(str).map(splits)
-    columns = MANIFEST_BASE + [t.name for t in TARGETS] + lab.COVARIATE_COLUMNS
+    columns = MANIFEST_BASE + [t.name for t in TARGETS] + list(SEGMENT_OUTPUTS) + lab.COVARIATE_COLUMNS
     return with_targets.reindex(columns=columns)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .errors import ConfigError, InputError
 from .jsonfile import read_json
-from .targets import GLOBAL_TARGETS, TARGETS
+from .targets import GLOBAL_TARGETS, SEGMENT_OUTPUTS, TARGETS
 
 MANIFEST_FILE = "manifest.csv"
 PREPARE_JSON = "prepare.json"
@@ -43,6 +43,10 @@ def read_manifest(prepared_dir: str | os.PathLike) -> pd.DataFrame:
         raise ConfigError(f"{MANIFEST_FILE} lacks columns {missing}")
     for t in TARGETS:
         manifest[t.name] = pd.to_numeric(manifest[t.name], errors="coerce") if t.name in manifest else np.nan
+    # Per-segment labels: an older manifest has none (its runs train no segment outputs).
+    for name in SEGMENT_OUTPUTS:
+        if name in manifest:
+            manifest[name] = pd.to_numeric(manifest[name], errors="coerce")
     return manifest
 
 

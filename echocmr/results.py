@@ -6,9 +6,11 @@ back as NaN); every file is written atomically.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +21,8 @@ from .metrics import MetricRecord
 from .per_study import PREDICTION_COLUMNS
 from .table2 import table2_frame
 from .trust import csv_text
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("target", "view", "metric", "value", "ci_low", "ci_high", "n", "n_positive", "note")
 BUNDLE_FILES = (
@@ -48,6 +52,10 @@ class ResultsBundle:
     calibration: dict = field(default_factory=dict)
     operating_points: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    # Per AHA segment (echocmr.segment_eval.SegmentResults); None for models without segment
+    # outputs or a bundle from before them. ``segments_problem``: why a present file was not used.
+    segments: Any = None
+    segments_problem: str = ""
 
     def metric(self, target: str, view: str, metric: str) -> MetricRecord | None:
         for r in self.metrics:
@@ -69,6 +77,10 @@ def write_results(bundle: ResultsBundle, out_dir: str | os.PathLike) -> Path:
     write_json(out / "operating_points.json", bundle.operating_points)
     write_json(out / "summary.json", bundle.summary)
     atomic_write_text(out / "table2.csv", csv_text(table2_frame(bundle.metrics)))
+    if bundle.segments is not None:
+        from .segment_eval import write_segment_results
+
+        write_segment_results(bundle.segments, out)
     return out
 
 
@@ -85,6 +97,7 @@ def read_results(out_dir: str | os.PathLike) -> ResultsBundle:
         keep_default_na=False, na_values=[""],
     )
     metrics = [MetricRecord.from_dict(d) for d in read_json(folder / "metrics.json")]
+    segments, problem = _read_segments(folder)
     return ResultsBundle(
         predictions=preds,
         metrics=metrics,
@@ -93,4 +106,17 @@ def read_results(out_dir: str | os.PathLike) -> ResultsBundle:
         calibration=nan_for_null(read_json(folder / "calibration.json")),
         operating_points=nan_for_null(read_json(folder / "operating_points.json")),
         summary=read_json(folder / "summary.json"),
+        segments=segments,
+        segments_problem=problem,
     )
+
+
+def _read_segments(folder: Path) -> tuple[Any, str]:
+    """The optional per-segment results; a damaged file costs only them, said plainly."""
+    from .segment_eval import read_segment_results
+
+    try:
+        return read_segment_results(folder), ""
+    except EvaluationError as exc:
+        log.warning("per-segment results not used: %s", exc)
+        return None, str(exc)

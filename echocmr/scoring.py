@@ -235,4 +235,7 @@ def evaluate_predictions(
     labels_val = labels[labels["split"].astype(str) == "val"] if "split" in labels.columns else labels
     fusion = fit_fusion(val, labels_val, **fusion_kwargs)
     bundle = evaluate_split(per_study, labels, fusion, config, synthetic=synthetic)
+    from .segment_eval import evaluate_segments  # per AHA segment, when the models predict segments
+
+    bundle.segments = evaluate_segments(clip_preds, labels, config, synthetic=synthetic)
     return bundle, fusion

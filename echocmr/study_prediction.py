@@ -23,7 +23,8 @@ from .clip import Clip
 from .clip_selection import SelectionPolicy, awaits_confirmation, left_out_reason, views_fed, windows_per_clip
 from .errors import InputError
 from .metrics import is_positive
-from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME
+from .segments import SegmentMap, has_segment_outputs, study_segments
+from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME, parse_segment_output, segment_output
 
 
 @dataclass
@@ -90,14 +91,20 @@ class StudyPrediction:
     fused: dict[str, TargetPrediction]
     timings: dict[str, float]
     synthetic: bool
+    # Per AHA segment (echocmr.segments); None when the bundle's models predict no segments.
+    segments: SegmentMap | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy rows (level, view, target, value, threshold, call) for CSV download."""
         rows = [{"level": "view", "view": view, "target": target, "value": value,
                  "threshold": None, "call": None}
-                for view, preds in self.per_view.items() for target, value in preds.items()]
+                for view, preds in self.per_view.items() for target, value in _targets_only(preds).items()]
         rows += [{"level": "study", "view": "global", "target": p.target, "value": p.value,
                   "threshold": p.threshold, "call": p.status} for p in self.fused.values()]
+        if self.segments is not None:
+            rows += [{"level": "segment", "view": "+".join(self.segments.views[s]) or None,
+                      "target": segment_output(f, s), "value": v, "threshold": None, "call": None}
+                     for f, per in self.segments.values.items() for s, v in per.items() if math.isfinite(v)]
         return pd.DataFrame(rows, columns=["level", "view", "target", "value", "threshold", "call"])
 
     def to_json(self) -> dict:
@@ -108,12 +115,15 @@ class StudyPrediction:
                        "view_overridden": c.view_overridden, "awaiting_confirmation": c.awaiting_confirmation,
                        "n_frames": c.clip.n_frames,
                        "fps": round(c.clip.fps, 2), "fed_view_model": c.used_for or None,
-                       "left_out": c.left_out or None, "predictions": _rounded(c.predictions)}
+                       "left_out": c.left_out or None, "predictions": _rounded(_targets_only(c.predictions))}
                       for c in self.clips],
             "views_fed": views_fed(self.clips),
             "rejected": [{"clip": name, "reason": reason} for name, reason in self.rejected],
-            "per_view": {v: _rounded(p) for v, p in self.per_view.items()},
+            "per_view": {v: _rounded(_targets_only(p)) for v, p in self.per_view.items()},
             "global": {t: _clean(dataclasses.asdict(p)) for t, p in self.fused.items()},
+            # Per AHA segment: mean probability over the used clips whose view shows it; null
+            # where no used clip shows it, or for a model without segment outputs.
+            "segments": None if self.segments is None else self.segments.to_json(),
             "timings_s": _rounded(self.timings),
         }
 
@@ -127,6 +137,11 @@ def _clean(obj):
     if isinstance(obj, float):
         return round(obj, 4) if math.isfinite(obj) else None
     return obj
+
+
+def _targets_only(values: dict[str, float]) -> dict[str, float]:
+    """Without the segment outputs: those are reported per study, for shown segments only."""
+    return {k: v for k, v in values.items() if parse_segment_output(k) is None}
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:
@@ -181,9 +196,12 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
     per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy(), published, rejected)
     predicted = time.perf_counter()
     fused = _fuse(per_view, bundle)
+    used = [c for c in clips if c.used_for and c.predictions]
+    segments = study_segments((c.used_for, c.predictions) for c in used) if any(
+        has_segment_outputs(c.predictions) for c in used) else None
     timings = {"view_classification": classified - started, "view_models": predicted - classified,
                "fusion": time.perf_counter() - predicted}
-    return StudyPrediction(clips, rejected, per_view, fused, timings, bundle.synthetic)
+    return StudyPrediction(clips, rejected, per_view, fused, timings, bundle.synthetic, segments)
 
 
 def _clip_prediction(item, call: tuple, override: str | None) -> ClipPrediction:

@@ -73,3 +73,75 @@ def target(name: str) -> Target:
         return TARGETS_BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown target {name!r}; known: {', '.join(TARGETS_BY_NAME)}") from None
+
+
+# ----------------------------------------------------------------------------- AHA segments
+# Per-segment outputs of the per-view models. They are not in TARGETS (that table holds the
+# study-level findings of Table 2); a view model's outputs are TARGETS + SEGMENT_OUTPUTS, and a
+# segment its clip's view does not show has no label (NaN), so its loss is masked.
+SEGMENT_FINDINGS: tuple[str, ...] = ("wma", "lge")
+SEGMENTS: tuple[int, ...] = tuple(range(1, N_SEGMENTS + 1))
+AHA_SEGMENT_NAMES: dict[int, str] = {
+    1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
+    5: "basal inferolateral", 6: "basal anterolateral",
+    7: "mid anterior", 8: "mid anteroseptal", 9: "mid inferoseptal", 10: "mid inferior",
+    11: "mid inferolateral", 12: "mid anterolateral",
+    13: "apical anterior", 14: "apical septal", 15: "apical inferior", 16: "apical lateral",
+    17: "apex",
+}
+
+
+def segment_output(finding: str, segment: int) -> str:
+    """The output / label column of one finding in one AHA segment, e.g. ``wma_seg4``."""
+    return f"{finding}_seg{segment}"
+
+
+SEGMENT_OUTPUTS: tuple[str, ...] = tuple(segment_output(f, s) for f in SEGMENT_FINDINGS for s in SEGMENTS)
+_SEGMENT_OF: dict[str, tuple[str, int]] = {segment_output(f, s): (f, s) for f in SEGMENT_FINDINGS for s in SEGMENTS}
+
+
+def parse_segment_output(name: str) -> tuple[str, int] | None:
+    """``"wma_seg4"`` → ``("wma", 4)``; None for any other name."""
+    return _SEGMENT_OF.get(name)
+
+
+def views_showing(segment: int) -> tuple[str, ...]:
+    """The model views whose clips show ``segment`` (17, the apex, is seen in A4C and A2C)."""
+    return tuple(v for v in MODEL_VIEWS if segment in VIEW_SEGMENTS[v])
+
+
+def output_kind(name: str) -> str:
+    """``"binary"`` or ``"continuous"`` for any view-model output (a target or a segment output)."""
+    if name in _SEGMENT_OF:
+        return "binary"
+    return target(name).kind
+
+
+@dataclass(frozen=True)
+class BullseyeCell:
+    """Where one AHA segment sits in the standard bullseye (polar plot, 0° at 12 o'clock,
+    clockwise as the dashboard draws it): ring 0 = basal (outer) … 3 = apex (centre), the
+    angular centre and width in degrees."""
+
+    segment: int
+    ring: int
+    ring_name: str
+    theta: float
+    width: float
+
+
+def _bullseye() -> tuple[BullseyeCell, ...]:
+    # AHA (Cerqueira 2002): anterior at the top, septum on the viewer's left. Clockwise from
+    # the top that is segment 1 (anterior) centred at 0°, then 6, 5, 4, 3, 2 going round, i.e.
+    # segment 1 + k is centred at −60·k°; the apical ring: 13 anterior top, 14 septal left.
+    cells = []
+    for ring, (first, ring_name) in enumerate(((1, "basal"), (7, "mid"))):
+        for k in range(6):
+            cells.append(BullseyeCell(first + k, ring, ring_name, (360.0 - 60.0 * k) % 360.0, 60.0))
+    for k in range(4):
+        cells.append(BullseyeCell(13 + k, 2, "apical", (360.0 - 90.0 * k) % 360.0, 90.0))
+    cells.append(BullseyeCell(17, 3, "apex", 0.0, 360.0))
+    return tuple(cells)
+
+
+BULLSEYE: tuple[BullseyeCell, ...] = _bullseye()

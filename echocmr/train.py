@@ -48,7 +48,7 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
 from .prepared import read_manifest
 from .run_record import RunDir, elastic_restart_of
-from .targets import TARGETS_BY_NAME
+from .targets import output_kind
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
 from .train_loop import EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch, validation_score, view_model_metrics
 from .train_tasks import Task, TaskData, build_task_data, dataset_info, plan_tasks, task_rows
@@ -121,7 +121,7 @@ class TaskRun:
     def loss_fn(self) -> Callable:
         if self.task.kind == "view_classifier":
             return classifier_loss
-        kinds = [TARGETS_BY_NAME[name].kind for name in self.task.outputs]
+        kinds = [output_kind(name) for name in self.task.outputs]
         binary = [i for i, kind in enumerate(kinds) if kind == "binary"]
         continuous = [i for i, kind in enumerate(kinds) if kind == "continuous"]
         return lambda out, y, mask: multitask_loss(out, y, mask, binary, continuous)
@@ -353,7 +353,7 @@ def train_model(config: TrainConfig, data_dir: Path, run_dir: Path, resume: bool
         run.start(config, data_dir, resumed=resume)
         _set_determinism(runtime)
         _seed_everything(config.seed)
-        log.info("training %s on %s (world size %d)", [t.name for t in plan_tasks(config)], runtime.device,
+        log.info("training %s on %s (world size %d)", [t.name for t in plan_tasks(config, manifest.columns)], runtime.device,
                  ctx.world_size)
         _run_tasks(config, data_dir, manifest, run, runtime, resume, stop)
         return run_dir
@@ -403,7 +403,7 @@ def _write_error_message(exc: OSError, run_dir: Path) -> str:
 
 def _run_tasks(config: TrainConfig, data_dir: Path, manifest, run: RunDir, runtime: Runtime, resume: bool,
                stop: StopFlag) -> None:
-    tasks = plan_tasks(config)
+    tasks = plan_tasks(config, manifest.columns)
     if not any(len(task_rows(t, manifest, "train")) for t in tasks if t.kind == "view_model"):
         raise ConfigError(f"no training clips with status ok for views {', '.join(config.views)}")
     for task in tasks:

@@ -19,7 +19,7 @@ from .dataset import seed_worker
 from .device_batch import batch_to_model_input
 from .errors import TrainingDiverged
 from .metrics import auroc
-from .targets import TARGETS_BY_NAME
+from .targets import TARGETS_BY_NAME, output_kind
 from .train_dist import DistContext, all_reduce_sum
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -125,7 +125,7 @@ def view_model_metrics(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarra
         if not present.any():
             continue
         y, p = targets[present, k], outputs[present, k]
-        if TARGETS_BY_NAME[name].kind == "binary":
+        if output_kind(name) == "binary":
             if len(np.unique(y)) == 2:
                 metrics[name] = auroc(y, p)
         else:

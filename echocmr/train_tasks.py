@@ -7,6 +7,7 @@ pixel normalisation and target scaling of its training split.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from .dataset import (
 )
 from .errors import ConfigError
 from .prepared import prepared_target_fps, read_prepare_json
-from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, TARGETS
+from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, SEGMENT_OUTPUTS, TARGETS
 
 VIEW_CLASSIFIER = "view_classifier"
-OUTPUTS: tuple[str, ...] = tuple(t.name for t in TARGETS)
+# A view model's outputs: the targets, then one per finding and AHA segment (masked where the
+# clip's view does not show the segment).
+OUTPUTS: tuple[str, ...] = tuple(t.name for t in TARGETS) + SEGMENT_OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,16 @@ class TaskData:
     target_scaling: dict[str, dict[str, float]]
 
 
-def plan_tasks(config: TrainConfig) -> list[Task]:
+def view_outputs(manifest_columns: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The view models' outputs for a manifest with these columns: a manifest prepared before
+    segment labels existed has none, and its models get the targets only."""
+    if manifest_columns is None:
+        return OUTPUTS
+    present = set(manifest_columns)
+    return tuple(name for name in OUTPUTS if name not in SEGMENT_OUTPUTS or name in present)
+
+
+def plan_tasks(config: TrainConfig, manifest_columns: Iterable[str] | None = None) -> list[Task]:
     unknown = [v for v in config.views if v not in MODEL_VIEWS]
     if unknown:
         raise ConfigError(f"unknown views {unknown}; choose from {', '.join(MODEL_VIEWS)}")
@@ -65,8 +77,9 @@ def plan_tasks(config: TrainConfig) -> list[Task]:
                                 n_frames=config.classifier_frames, period=config.model.period)
         tasks.append(Task(VIEW_CLASSIFIER, "view_classifier", CLASSIFIER_LABELS, clf_model, 0,
                           config.classifier_epochs or config.epochs))
+    outputs = view_outputs(manifest_columns)
     for i, view in enumerate(config.views, start=1):
-        tasks.append(Task(view, "view_model", OUTPUTS, config.model, i, config.epochs))
+        tasks.append(Task(view, "view_model", outputs, config.model, i, config.epochs))
     return tasks
 
 

@@ -9,7 +9,8 @@ from echocmr.calls import NOT_CALLED
 from echocmr.clip_selection import MIN_VIEW_CONFIDENCE
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import formatting, guard, layout, loaders, pacs_source, published, study_cache, study_tables
+from echocmr_app import (formatting, guard, layout, loaders, pacs_source, published, segment_view, study_cache,
+                         study_tables)
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
@@ -23,15 +24,21 @@ published.note(meta)
 bundle_path = meta["path"]
 
 
-def example_sources() -> list[tuple[str, bytes]]:
+def example_study_dir() -> Path | None:
     # A bundle built from a training run has no examples: fall back to the shipped default's.
     roots = (Path(bundle_path) / "examples", default_bundle_dir() / "examples")
     studies = [p for root in roots for p in sorted(root.glob("*")) if p.is_dir()]
-    return [(f.name, f.read_bytes()) for f in sorted(studies[0].glob("*.dcm"))] if studies else []
+    return studies[0] if studies else None
+
+
+def example_sources() -> list[tuple[str, bytes]]:
+    study = example_study_dir()
+    return [(f.name, f.read_bytes()) for f in sorted(study.glob("*.dcm"))] if study else []
 
 
 def choose_sources() -> list[tuple[str, bytes]]:
     if st.radio("Source", ("Upload files", "From PACS"), horizontal=True, key="source") == "From PACS":
+        st.session_state["showing_example"] = False
         return pacs_source.choose_pacs_sources()
     uploads = st.file_uploader(
         "Clips of one echo study — DICOM, AVI, MP4, or a zip of them", accept_multiple_files=True,
@@ -41,10 +48,12 @@ def choose_sources() -> list[tuple[str, bytes]]:
     if uploads:
         if not guard.claim_uploads([f.size for f in uploads]):
             st.stop()
+        st.session_state["showing_example"] = False
         return [(f.name, f.getvalue()) for f in uploads]
     guard.claim_uploads([])
     if st.button("Try the synthetic example study", icon=":material/play_circle:"):
         st.session_state["use_example"] = True
+    st.session_state["showing_example"] = bool(st.session_state.get("use_example"))
     return example_sources() if st.session_state.get("use_example") else []
 
 
@@ -145,5 +154,7 @@ st.caption("Binary findings: predicted probability, called positive at or above 
            "the held-out R² shows a signal.")
 st.subheader("Per-view predictions")
 st.dataframe(study_tables.per_view_table(pred), hide_index=True, width="stretch")
+segment_view.predict_section(pred, segment_view.example_truth(example_study_dir())
+                             if st.session_state.get("showing_example") else None, key)
 layout.csv_download(pred.to_frame(), "echocmr-prediction", "Download predictions (CSV)")
 layout.research_note()

@@ -9,7 +9,7 @@ from echocmr.config import EvalConfig
 from echocmr.results import read_results
 from echocmr.table2 import PAPER_RESULTS, table2_frame
 from echocmr.targets import BINARY_TARGETS, CONTINUOUS_TARGETS
-from echocmr_app import analyses_view, charts, formatting, layout, loaders, study_tables
+from echocmr_app import analyses_view, charts, formatting, layout, loaders, segment_view, study_tables
 
 PUBLISHED = "published (Sahashi et al. 2024, real patients)"
 
@@ -53,8 +53,9 @@ if sampling:
                f"{sampling['n_videos_shorter_than_span']} of {sampling['n_videos']} videos were shorter than the "
                f"{sampling['span']}-frame span and were sampled at a lower period.")
 
-table, calls_tab, roc, continuous, calibration, analyses = st.tabs(
-    ["Table 2", "Fusion and calls", "ROC curves", "T1 · T2 · ECV", "Calibration", "Is the signal real?"])
+table, calls_tab, roc, segments, continuous, calibration, analyses = st.tabs(
+    ["Table 2", "Fusion and calls", "ROC curves", "Per segment", "T1 · T2 · ECV", "Calibration",
+     "Is the signal real?"])
 with table:
     ours = table2_frame(res.metrics)
     st.markdown(f"**This model** (AUROC; MAE in ms or %; R²; {level_text(summary)})")
@@ -74,6 +75,8 @@ with roc:
     shown = [t for t in BINARY_TARGETS if charts.curves_for(res.roc, t)]
     target = st.selectbox("Finding", shown, format_func=formatting.target_label, key="roc-target")
     layout.show_figure(charts.roc_figure(res, target), f"roc-{target}")
+with segments:
+    segment_view.results_section(res)
 with continuous:
     target = st.radio("Measure", CONTINUOUS_TARGETS, format_func=formatting.target_label, horizontal=True)
     left, right = st.columns(2)
