@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"myocardium concentration (share of positive attribution on the myocardium / its share of the fan): "
           f"{m:.2f} [{lo:.2f}, {hi:.2f}]")
     if args.control:
-        m, lo, hi = bootstrap_mean(np.array([c.control_ratio for c in cases]))
+        controls = np.array([c.control_ratio for c in cases])
+        m, lo, hi = bootstrap_mean(controls)
         print(f"control ratio (same clips, all segments normal): {m:.2f} [{lo:.2f}, {hi:.2f}]")
+        m, lo, hi = bootstrap_mean(ratios - controls)
+        print(f"paired difference, akinetic minus control: {m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
     m, lo, hi = bootstrap_mean(ratios)
     print(f"ratio: {m:.2f} [{lo:.2f}, {hi:.2f}]")
     return 0

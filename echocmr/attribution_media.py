@@ -146,10 +146,13 @@ def write_explanation(out_dir: str | os.PathLike, stem: str, attribution: ClipAt
     folder.mkdir(parents=True, exist_ok=True)
     png = encode_png(overlay_figure(attribution, describe(attribution, synthetic)))
     webm = overlay_webm(attribution, fps)
-    written = []
-    for suffix, data in ((".png", png), (".webm", webm)):
-        written.append(atomic_write(folder / f"{stem}{suffix}", lambda f, d=data: f.write(d)))
-    return written
+    return [atomic_write(folder / f"{stem}{suffix}", _writer(data)) for suffix, data in ((".png", png), (".webm", webm))]
+
+
+def _writer(data: bytes):
+    def write(handle) -> None:
+        handle.write(data)
+    return write
 
 
 def explain_study(result, bundle, out_dir: str | os.PathLike, config=None) -> tuple[list[Path], list[str]]:
