@@ -31,8 +31,8 @@ def importance_figure(attribution) -> go.Figure:
         x=numbers, y=[100 * float(v) for v in attribution.frame_importance], marker_color=layout.VIEW_COLOURS["A4C"],
         customdata=[int(i) + 1 for i in attribution.frame_indices],
         hovertemplate="window frame %{x} (clip frame %{customdata})<br>%{y:.1f} % of the evidence<extra></extra>"))
-    fig.update_layout(title="Per-frame importance for WMA", height=300, showlegend=False,
-                      xaxis_title="frame of the model window", yaxis_title="% of positive attribution")
+    fig.update_layout(title="Per-frame importance", height=300, showlegend=False,
+                      xaxis_title="window frame", yaxis_title="% of WMA evidence")
     return fig
 
 
