@@ -62,5 +62,5 @@ def explain_control(clip, bundle_path: str, synthetic: bool) -> None:
                f"view shows — for the clip's central window of {len(attribution.frame_indices)} frames; window "
                f"P(WMA) {attribution.probability:.0%} (the prediction above averages several windows). "
                f"Computed in {attribution.seconds:.1f} s by {origin}. It shows what the model used, not where "
-               "the heart is abnormal; on synthetic clips with one akinetic segment the shipped model's "
-               "attribution is not concentrated on that segment (README, *Attribution*).")
+               "the heart is abnormal: whether it points at the abnormal wall is measured on synthetic clips "
+               "with one akinetic segment (README, *Attribution*).")
