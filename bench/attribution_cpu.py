@@ -2,8 +2,9 @@
 
 Integrated gradients (``echocmr.attribution``, default ``AttributionConfig``) on each model view's
 example clip of the active bundle (``examples/<view>.npy``), after the model is loaded and one
-warm-up run. Prints the median per view, the load average (other work on the machine slows it),
-and last ``seconds: <median over views and repeats>``.
+warm-up run. Prints per view the median wall seconds and CPU seconds (CPU-s / 2 is what an idle
+2-core machine would take), the load average (other work on the machine slows the wall time),
+and last ``seconds: <median wall seconds over views and repeats>``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +41,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         frames = np.load(example, allow_pickle=False)
         explain_clip(model, frames, config=config)  # warm-up: first-call allocations
-        runs = [explain_clip(model, frames, config=config).seconds for _ in range(max(1, args.repeats))]
+        runs, cpu = [], []
+        for _ in range(max(1, args.repeats)):
+            before = time.process_time()
+            runs.append(explain_clip(model, frames, config=config).seconds)
+            cpu.append(time.process_time() - before)
         times += runs
-        print(f"{view}: {statistics.median(runs):.2f} s ({', '.join(f'{t:.2f}' for t in runs)}), "
-              f"{config.n_steps} steps, window of {model.sampling.n_frames} frames")
+        print(f"{view}: {statistics.median(runs):.2f} s wall ({', '.join(f'{t:.2f}' for t in runs)}), "
+              f"{statistics.median(cpu):.2f} CPU-s over 2 threads, {config.n_steps} steps, window of "
+              f"{model.sampling.n_frames} frames")
     if not times:
         print("the bundle has no example clips (examples/<view>.npy)", file=sys.stderr)
         return 1
