@@ -9,8 +9,8 @@ from echocmr.calls import NOT_CALLED
 from echocmr.clip_selection import MIN_VIEW_CONFIDENCE
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import (formatting, guard, layout, loaders, pacs_source, published, segment_view, study_cache,
-                         study_tables)
+from echocmr_app import (explain_view, formatting, guard, layout, loaders, pacs_source, published, segment_view,
+                         study_cache, study_tables)
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}
@@ -93,6 +93,8 @@ def clip_card(clip, key: str, base_view: str, compact: bool = False) -> None:
                            f"{formatting.pct(MIN_VIEW_CONFIDENCE)}): this clip is **left out of the study prediction** "
                            "until you confirm or correct its view.", icon=":material/help:")
             st.checkbox("Confirm this view", key=f"confirm-{key}-{clip.index}")
+        if clip.used_for and not compact:  # attribution of the WMA output, on demand
+            explain_view.explain_control(clip, bundle_path, meta.get("synthetic", False))
 
 
 sources = choose_sources()

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--windows", type=int, default=0, metavar="N",
                    help="published-weights bundles: average N windows per video (test-time averaging, "
                         "not the published protocol; default 0 = exact: first 32 frames, stride 2)")
+    p.add_argument("--explain", type=Path, metavar="DIR",
+                   help="also write, per clip that fed a view model, where the model looked for WMA: a PNG "
+                        "(frames with an integrated-gradients heat map + per-frame importance) and a WebM overlay")
     p.set_defaults(func=run)
 
 
@@ -76,11 +79,25 @@ def run(args: argparse.Namespace) -> int:
                            published=published)
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
     notes = published_notes(bundle.meta, published)
+    if args.explain:
+        _explain(result, bundle, args.explain)
     if args.json:
         print(json.dumps({**result.to_json(), **({"model": notes} if notes else {})}, indent=2))
     else:
         print("\n".join(notes.values()) + "\n" + format_result(result) if notes else format_result(result))
     return 0 if result.clips and not result.rejected else 1
+
+
+def _explain(result, bundle, out_dir: Path) -> None:
+    """Write the attribution files; say on stderr what was written (stdout may be JSON)."""
+    import sys
+
+    from ..attribution_media import explain_study
+
+    written, problems = explain_study(result, bundle, out_dir)
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(f"explain: wrote {len(written)} files to {out_dir}", file=sys.stderr)
 
 
 def _published_options(bundle, sources: list, items: list, windows: int):

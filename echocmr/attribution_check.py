@@ -1,0 +1,142 @@
+"""Does the attribution point at the wall that does not move? A check on synthetic clips.
+
+Each case renders one synthetic clip of a model view whose heart has exactly one akinetic AHA
+segment (the view shows it; every other segment normal), writes it as a JPEG DICOM in memory and
+ingests it like any file (so the model sees what it sees in ``predict``), explains the view
+model's WMA output (:func:`echocmr.attribution.explain_clip`) and compares the positive
+attribution with the renderer's own segment map (:mod:`echocmr.synth.segments`), frame by frame:
+
+    ratio = (share of the myocardium's positive attribution inside the akinetic segment)
+            / (the segment's share of the myocardium's area)            — 1 is chance.
+
+The *control* is the same clip (same acquisition, speckle and heart) with every segment normal,
+scored on the same segment: a ratio that is high there too comes from the segment's place in the
+picture (e.g. the apex), not from its motion. ``bench/attribution_localisation.py`` runs many cases
+and bootstraps the mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attribution import AttributionConfig, explain_clip, localisation_ratio
+from .model_runner import LoadedModel, at_model_rate
+
+AKINETIC = 2  # wall-motion score of the planted segment (cmr_reports.csv coding)
+RENDER_SIZE = (240, 320)  # the shipped model's cohort was rendered at this size (echocmr.demo)
+
+
+@dataclass(frozen=True)
+class LocalisationCase:
+    """One scored clip: the view, the akinetic segment, its ratio (and the normal control's)."""
+
+    view: str
+    segment: int
+    ratio: float
+    control_ratio: float  # nan when no control was run
+    on_myocardium: float  # share of all positive attribution that lands on the myocardium
+    myocardium_area: float  # the myocardium's share of the fan's area (what on_myocardium would be by chance)
+    probability: float  # the window's WMA probability (akinetic clip)
+    control_probability: float
+    seconds: float  # attribution time of the akinetic clip
+
+
+def one_akinetic(heart, segment: int):
+    """``heart`` with every segment normal except ``segment`` (1..17) akinetic, no scar."""
+    wma = np.zeros(17, np.int8)
+    wma[segment - 1] = AKINETIC
+    return dataclasses.replace(heart, wma=wma, transmural=np.zeros(17, bool))
+
+
+def _ingested(rendered, spec):
+    """The rendered clip as ``predict`` would see it: a JPEG DICOM read by ``echocmr.ingest``."""
+    import pydicom
+
+    from .ingest.pipeline import read_clip
+    from .synth.dicom_writer import DicomMeta, build_dataset
+
+    meta = DicomMeta(patient_name="SYN^CHECK", patient_id="CHECK", birth_date=dt.date(1970, 1, 1), sex="O",
+                     institution="CHECK", referring="", study_date=dt.date(2024, 1, 1), study_time="120000",
+                     accession="1", study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3", series_number=1,
+                     instance_number=1, manufacturer="CHECK", model="CHECK", compressed=True,
+                     with_regions=True, burned_in_tag=True)
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, build_dataset(rendered.frames, spec, meta, bgr=True), enforce_file_format=True)
+    return read_clip(buf.getvalue())
+
+
+def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig):
+    """(ratio, share of positive mass on myocardium, myocardium share of the fan, attribution)."""
+    from .synth import render_clip
+    from .synth.measure import sector_mask_112
+    from .synth.segments import segment_label_frames, segment_labels_112
+
+    clip = _ingested(render_clip(spec, heart, bgr=True), spec)
+    labels = segment_labels_112(segment_label_frames(spec, heart), clip)
+    if len(labels) != len(clip.frames):
+        raise ValueError(f"ingestion changed the frame count ({len(labels)} rendered, {len(clip.frames)} read)")
+    frames = at_model_rate(clip.frames, clip.fps, model)
+    labels = at_model_rate(labels, clip.fps, model)  # the same frames, picked the same way
+    attribution = explain_clip(model, frames, config=config)
+    window = labels[attribution.frame_indices]
+    positive = attribution.positive
+    myocardium = window > 0
+    fan = np.broadcast_to(sector_mask_112(clip, erode_px=0), myocardium.shape)
+    total = positive.sum()
+    on_myo = float(positive[myocardium].sum() / total) if total > 0 else float("nan")
+    myo_area = float(myocardium.sum() / max(int(fan.sum()), 1))
+    return localisation_ratio(positive, window == segment, myocardium), on_myo, myo_area, attribution
+
+
+def visible_segments(spec, heart, min_share: float = 0.5) -> tuple[int, ...]:
+    """The view's segments whose myocardium inside the fan (first frame) is at least ``min_share``
+    of the largest one's: the fan or the frame may cut a segment off (e.g. an apical lateral wall)."""
+    from .synth.segments import segment_label_frames, shown_segments
+
+    first = segment_label_frames(dataclasses.replace(spec, n_frames=1), heart)[0]
+    areas = {seg: int((first == seg).sum()) for seg in shown_segments(spec.view)}
+    top = max(areas.values()) if areas else 0
+    return tuple(seg for seg, area in areas.items() if top and area >= min_share * top)
+
+
+def localisation_case(model: LoadedModel, rng: np.random.Generator, heart, view: str, segment: int | None = None,
+                      config: AttributionConfig = AttributionConfig(), control: bool = True) -> LocalisationCase:
+    """Render, ingest, explain and score one clip of ``view`` with ``segment`` akinetic.
+
+    ``heart``: a synthetic patient's heart (its size and wall thickness are kept; its wall motion
+    is replaced). ``rng`` draws the acquisition (``draw_clip_spec``) and, when ``segment`` is
+    None, the segment among those the clip shows (:func:`visible_segments`).
+    """
+    from .synth import draw_clip_spec
+    from .synth.segments import shown_segments
+
+    spec = draw_clip_spec(rng, view, RENDER_SIZE, 2.1)
+    if segment is None:
+        segment = int(rng.choice(visible_segments(spec, heart)))
+    if segment not in shown_segments(view):
+        raise ValueError(f"segment {segment} is not drawn in the synthetic {view} view {shown_segments(view)}")
+    ratio, on_myo, myo_area, sick = _score(model, spec, one_akinetic(heart, segment), segment, config)
+    control_ratio, control_p = float("nan"), float("nan")
+    if control:
+        normal = dataclasses.replace(heart, wma=np.zeros(17, np.int8), transmural=np.zeros(17, bool))
+        control_ratio, _, _, healthy = _score(model, spec, normal, segment, config)
+        control_p = healthy.probability
+    return LocalisationCase(view, segment, ratio, control_ratio, on_myo, myo_area, sick.probability, control_p,
+                            sick.seconds)
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap interval of the mean of finite ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    return float(values.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

@@ -1,0 +1,116 @@
+"""Validation of the attribution on synthetic clips: the renderer's segment map, and whether the
+shipped model's WMA attribution lands on the myocardium and on the one akinetic segment."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from echocmr.attribution_check import bootstrap_mean, localisation_case, one_akinetic, visible_segments
+from echocmr.synth import HeartState, draw_clip_spec, render_clip
+from echocmr.synth.segments import UNASSIGNED, segment_label_frames, segment_labels_112, shown_segments
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "checkpoints" / "default"
+
+
+def _heart() -> HeartState:
+    return HeartState(wma=np.zeros(17, np.int8), transmural=np.zeros(17, bool), excursion=0.3, lv_scale=1.0,
+                      wall_scale=1.0, septal_scale=1.0, t1_ms=1000.0, t2_ms=49.0, ecv_pct=28.0)
+
+
+@pytest.mark.parametrize("view", ["A4C", "A2C", "PLAX"])
+def test_segment_map_is_the_renderers_myocardium(view):
+    spec = dataclasses.replace(draw_clip_spec(np.random.default_rng(4), view, (160, 208), 2.0), n_frames=6)
+    heart = one_akinetic(_heart(), shown_segments(view)[1])
+    labels = segment_label_frames(spec, heart)
+    rendered = render_clip(spec, heart, labels=True)
+    assert labels.shape == rendered.clean.shape and labels.dtype == np.uint8
+    assert np.array_equal(labels > 0, rendered.labels == 2)  # exactly the pixels drawn as LV myocardium
+    assert set(np.unique(labels)) - {0} <= set(shown_segments(view)) | {UNASSIGNED}
+    assert np.array_equal(labels, segment_label_frames(spec, heart))  # pure: same in, same out
+
+
+def test_akinetic_segment_stays_put_while_normal_ones_move():
+    spec = draw_clip_spec(np.random.default_rng(8), "A4C", (160, 208), 2.0)
+    segment = visible_segments(spec, _heart())[0]
+    labels = segment_label_frames(spec, one_akinetic(_heart(), segment))
+
+    def spread(seg):  # how far the segment's centroid travels over the clip (px)
+        ys, xs = zip(*[np.argwhere(f == seg).mean(axis=0) for f in labels if (f == seg).any()])
+        return float(np.hypot(np.ptp(ys), np.ptp(xs)))
+
+    others = [s for s in visible_segments(spec, _heart()) if s != segment and s != 17]
+    assert spread(segment) < min(spread(s) for s in others)
+
+
+def test_segment_labels_follow_the_ingested_clip():
+    from echocmr.attribution_check import _ingested
+
+    spec = draw_clip_spec(np.random.default_rng(2), "A2C", (240, 320), 2.0)
+    heart = _heart()
+    from echocmr.synth.measure import labels_to_112
+
+    rendered = render_clip(spec, heart, bgr=True, labels=True)
+    clip = _ingested(rendered, spec)
+    small = segment_labels_112(segment_label_frames(spec, heart), clip)
+    assert small.shape == clip.frames.shape and small.dtype == np.uint8
+    wall, blood = small > 0, labels_to_112(rendered.labels, clip) == 1
+    # Aligned with the model's own 112×112 frames: the wall is far brighter than the cavity it surrounds.
+    assert wall.mean() > 0.02 and clip.frames[wall].mean() > 3 * clip.frames[blood].mean()
+    shifted = np.roll(wall, 12, axis=2)  # a misregistered map would not be
+    assert clip.frames[shifted & ~wall].mean() < clip.frames[wall].mean()
+
+
+def test_visible_segments_leave_out_what_the_fan_cuts():
+    spec = draw_clip_spec(np.random.default_rng(2), "A4C", (240, 320), 2.1)
+    shown = visible_segments(spec, _heart())
+    assert shown and set(shown) <= set(shown_segments("A4C"))
+    first = segment_label_frames(dataclasses.replace(spec, n_frames=1), _heart())[0]
+    for seg in set(shown_segments("A4C")) - set(shown):
+        assert (first == seg).sum() < 0.5 * max((first == s).sum() for s in shown)
+
+
+def test_bootstrap_mean_interval():
+    mean, lo, hi = bootstrap_mean(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert mean == pytest.approx(2.0) and lo < mean < hi
+    assert all(np.isnan(bootstrap_mean(np.array([np.nan]))))
+
+
+@pytest.fixture(scope="module")
+def shipped_cases():
+    """Six synthetic clips (two per model view), one akinetic segment each, on the shipped model."""
+    from echocmr.config import SynthConfig
+    from echocmr.model_runner import load_view_model
+    from echocmr.synth import generate_patients
+
+    stems = json.loads((BUNDLE / "bundle.json").read_text())["views"]
+    models = {v: load_view_model(BUNDLE / stems[v]) for v in ("A4C", "A2C", "PLAX")}
+    rng = np.random.default_rng(0)
+    patients = generate_patients(SynthConfig(n_patients=6, seed=0))
+    return [localisation_case(models[v], rng, p.heart, v, control=False)
+            for v, p in zip(("A4C", "A2C", "PLAX") * 2, patients)]
+
+
+@pytest.mark.slow
+def test_shipped_model_looks_at_the_myocardium(shipped_cases):
+    """Positive WMA attribution concentrates on the LV wall: its share of the attribution is
+    clearly above its share of the fan (bootstrap lower bound > 1)."""
+    concentration = np.array([c.on_myocardium / c.myocardium_area for c in shipped_cases])
+    mean, low, _ = bootstrap_mean(concentration)
+    assert low > 1.0, f"myocardium concentration {mean:.2f}, lower bound {low:.2f}"
+    assert all(re.fullmatch(r"A4C|A2C|PLAX", c.view) for c in shipped_cases)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: the shipped model's positive WMA attribution is not concentrated "
+                                       "on the akinetic segment (README, Attribution); passes -> remove this mark")
+def test_shipped_model_points_at_the_akinetic_segment(shipped_cases):
+    ratios = np.array([c.ratio for c in shipped_cases])
+    mean, low, _ = bootstrap_mean(ratios)
+    assert low > 1.0, f"localisation ratio {mean:.2f}, lower bound {low:.2f}"
