@@ -80,6 +80,19 @@ def prepared_target_fps(prepared_dir: str | os.PathLike) -> float:
     return float((read_prepare_json(prepared_dir).get("config") or {}).get("target_fps") or 0.0)
 
 
+def prepared_jpeg_decode(prepared_dir: str | os.PathLike) -> str:
+    """The JPEG decode recipe of a prepared set ("exact" for sets made before it was recorded)."""
+    return str((read_prepare_json(prepared_dir).get("config") or {}).get("jpeg_decode") or "exact")
+
+
+def check_jpeg_decode(model_mode: str, data_mode: str, what: str) -> None:
+    """A model sees clips decoded the way it was trained (``echocmr.ingest.reduced``), or none."""
+    if model_mode != data_mode:
+        flag = "--exact-decode" if model_mode == "exact" else "no --exact-decode"
+        raise ConfigError(f"{what} was trained on clips with the {model_mode!r} JPEG decode, but these clips were "
+                          f"prepared with {data_mode!r}; prepare the data again with {flag}")
+
+
 def check_frame_rate(model_fps: float, data_fps: float, what: str) -> None:
     """A model sees clips at the rate it was trained at, or not at all."""
     if abs(float(model_fps) - float(data_fps)) > 1e-6:
