@@ -1,0 +1,164 @@
+"""Sharded clip cache: clips packed into large files read sequentially (``echocmr shard``).
+
+The prepared folder keeps one ``clips/<clip_id>.npy`` per clip: random reads of ~400 KB, which a
+local NVMe serves at any order but a cold network file system or spinning disk does not. With a
+cohort larger than memory every epoch reads from the disk, so ``write_shards`` packs the usable
+clips, ordered by split then manifest order, into ``shards/shard-NNNNN.bin`` files of about
+``shard_mb`` MB (raw uint8 (T, 112, 112) clips back to back) with ``shards/index.json``
+(clip id, byte offset, frame count; written last, atomically: the commit point). Reading the
+format stays in ``echocmr.prepared`` (``read_shard_index``, ``read_shard``).
+
+``ShardStream`` trains from shards: each epoch shuffles the shard order (keyed by seed and
+epoch), deals whole shards to DDP ranks and DataLoader workers, reads each shard front to back
+and mixes its clips through a shuffle buffer. Items are ``ClipDataset.train_item``: the window
+and augmentation of a clip depend on (seed, epoch, clip), never on the order, so a clip's item
+is the same as through the per-file path; only the order of an epoch differs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .atomic import atomic_write, atomic_write_json
+from .dataset import ClipDataset
+from .errors import ConfigError
+from .prepared import SHARD_FORMAT, SHARD_INDEX, SHARDS_DIR, ShardEntry, open_clip, read_manifest, read_shard, read_shard_index
+
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def write_shards(prepared_dir: str | os.PathLike, shard_mb: float = 256.0) -> dict:
+    """Pack the ``ok`` clips of a prepared folder into shards; returns {shards, clips, bytes}.
+
+    Re-running replaces the shards (the index is written last, so a killed run leaves the old
+    index naming the old files or no index at all, never a half-written one)."""
+    if not (shard_mb > 0):
+        raise ConfigError("shard_mb must be a positive number")
+    prepared_dir = Path(prepared_dir)
+    manifest = read_manifest(prepared_dir)
+    ok = manifest[manifest["status"] == "ok"].drop_duplicates("clip_id")
+    ok = ok.assign(_order=ok["split"].map(SPLIT_ORDER).fillna(3)).sort_values("_order", kind="stable")
+    folder = prepared_dir / SHARDS_DIR
+    folder.mkdir(exist_ok=True)
+    index = prepared_dir / SHARDS_DIR / SHARD_INDEX
+    if index.exists():
+        index.unlink()  # the old shards are about to be overwritten
+    limit, shards, group, size = int(shard_mb * 1024**2), [], [], 0
+    for clip_id in ok["clip_id"]:
+        array = open_clip(prepared_dir, str(clip_id))
+        group.append((str(clip_id), array))
+        size += array.nbytes
+        if size >= limit:
+            shards.append(_write_shard(folder, len(shards), group))
+            group, size = [], 0
+    if group:
+        shards.append(_write_shard(folder, len(shards), group))
+    atomic_write_json(index, {"format": SHARD_FORMAT, "shards": shards})
+    return {"shards": len(shards), "clips": int(len(ok)), "bytes": int(sum(s["bytes"] for s in shards))}
+
+
+def _write_shard(folder: Path, number: int, group: list[tuple[str, np.ndarray]]) -> dict:
+    clips, offset = [], 0
+    for clip_id, array in group:
+        clips.append([clip_id, offset, int(array.shape[0])])
+        offset += array.nbytes
+
+    def write(handle: io.BufferedWriter) -> None:
+        for _, array in group:
+            handle.write(np.ascontiguousarray(array).tobytes())
+
+    name = f"shard-{number:05d}.bin"
+    atomic_write(folder / name, write)
+    return {"file": name, "bytes": offset, "clips": clips}
+
+
+class ShardStream(IterableDataset):
+    """One epoch of ``dataset``'s training items, read shard by shard (see module doc).
+
+    ``rank``/``world``: the DDP process's share (whole shards). Every rank yields exactly
+    ``ceil(len(dataset) / world)`` items (re-reading its first shards when its shards hold fewer,
+    as DistributedSampler pads), so all ranks take the same number of steps. ``buffer``: the
+    shuffle buffer, in clips.
+    """
+
+    def __init__(self, dataset: ClipDataset, rank: int = 0, world: int = 1, seed: int = 0, buffer: int = 64):
+        if not dataset.train:
+            raise ConfigError("ShardStream serves training items; evaluate through ClipDataset")
+        self.dataset, self.rank, self.world, self.seed, self.buffer = dataset, rank, world, seed, max(1, buffer)
+        self.epoch = 0
+        self.videos = {clip_id: i for i, clip_id in enumerate(dataset.clip_ids)}
+        self.shards = [s for s in read_shard_index(dataset.prepared_dir)
+                       if any(c[0] in self.videos for c in s.clips)]
+        held = {c[0] for s in self.shards for c in s.clips}
+        if not self.shards or held < set(self.videos):
+            raise ConfigError("the shards do not hold every training clip: run `echocmr shard` on this folder again")
+        if len(self.shards) < world:
+            raise ConfigError(f"{len(self.shards)} shards cannot feed {world} processes: shard with a smaller --shard-mb")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-len(self.videos) // self.world)
+
+    def _count(self, entries: list[ShardEntry]) -> int:
+        return sum(1 for entry in entries for clip in entry.clips if clip[0] in self.videos)
+
+    def _my_shards(self) -> tuple[list[ShardEntry], int]:
+        """(this worker's shards in epoch order, how many items it yields).
+
+        The rank's ``len(self)`` items are split between its workers in proportion to the clips
+        their shards hold: a worker drops the excess of a long share or re-reads to pad a short
+        one (shard sizes differ by at most the last shard, and the dealing changes each epoch)."""
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
+        mine = [self.shards[i] for i in order[self.rank::self.world]]
+        info = get_worker_info()
+        n_workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
+        if len(mine) < n_workers:
+            raise ConfigError(f"{len(mine)} shards per process cannot feed {n_workers} loader workers: "
+                              "shard with a smaller --shard-mb")
+        naturals = [self._count(mine[w::n_workers]) for w in range(n_workers)]
+        shares = [len(self) * n // sum(naturals) for n in naturals]
+        for k in range(len(self) - sum(shares)):
+            shares[k % n_workers] += 1
+        return mine[worker::n_workers], shares[worker]
+
+    def __iter__(self) -> Iterator[tuple]:
+        shards, quota = self._my_shards()
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1 + (get_worker_info() or _NoWorker).id])
+        pool: list[tuple[int, np.ndarray]] = []
+        produced = 0
+        for clip_video in self._clips(shards):
+            pool.append(clip_video)
+            if len(pool) >= self.buffer:
+                yield self._take(pool, rng)
+                produced += 1
+                if produced >= quota:
+                    return
+        while pool and produced < quota:
+            yield self._take(pool, rng)
+            produced += 1
+
+    def _clips(self, shards: list[ShardEntry]) -> Iterator[tuple[int, np.ndarray]]:
+        """(video, frames) of the dataset's clips in ``shards``, cycling so a short share pads."""
+        for _ in range(1 + len(self)):  # bounded: one pass always yields at least one clip
+            for entry in shards:
+                for clip_id, frames in read_shard(self.dataset.prepared_dir, entry):
+                    if clip_id in self.videos:
+                        yield self.videos[clip_id], frames
+
+    def _take(self, pool: list[tuple[int, np.ndarray]], rng: np.random.Generator) -> tuple:
+        pick = int(rng.integers(len(pool)))
+        pool[pick], pool[-1] = pool[-1], pool[pick]
+        video, frames = pool.pop()
+        return self.dataset.train_item(self.epoch, video, frames)
+
+
+class _NoWorker:
+    id = -1
