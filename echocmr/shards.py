@@ -49,7 +49,9 @@ def write_shards(prepared_dir: str | os.PathLike, shard_mb: float = 256.0) -> di
     index = prepared_dir / SHARDS_DIR / SHARD_INDEX
     if index.exists():
         index.unlink()  # the old shards are about to be overwritten
-    limit, shards, group, size = int(shard_mb * 1024**2), [], [], 0
+    limit, size = int(shard_mb * 1024**2), 0
+    shards: list[dict] = []
+    group: list[tuple[str, np.ndarray]] = []
     for clip_id in ok["clip_id"]:
         array = open_clip(prepared_dir, str(clip_id))
         group.append((str(clip_id), array))
