@@ -197,6 +197,9 @@ class TrainConfig:
     classifier_epochs: int = 0  # 0: as many as the view models
     classifier_lr: float = 0.0  # 0: lr
     compile: bool = False  # torch.compile on CUDA (opt-in: compile time dominates short runs)
+    # Training clips from "files" (clips/*.npy, keyed random order) or "shards" (`echocmr shard`,
+    # read sequentially: echocmr.shards.ShardStream); the items are the same, the order differs.
+    data_layout: str = "files"
 
 
 @dataclass(frozen=True)

@@ -85,15 +85,19 @@ class ShardStream(IterableDataset):
 
     ``rank``/``world``: the DDP process's share (whole shards). Every rank yields exactly
     ``ceil(len(dataset) / world)`` items (re-reading its first shards when its shards hold fewer,
-    as DistributedSampler pads), so all ranks take the same number of steps. ``buffer``: the
-    shuffle buffer, in clips.
+    as DistributedSampler pads) in ``ceil(... / batch_size)`` batches, so all ranks take the
+    same number of steps. ``buffer``: the shuffle buffer, in clips. Like ``EpochSampler`` it
+    has ``set_epoch`` and ``skip``, so ``echocmr train --shards`` drives it the same way.
     """
 
-    def __init__(self, dataset: ClipDataset, rank: int = 0, world: int = 1, seed: int = 0, buffer: int = 64):
+    def __init__(self, dataset: ClipDataset, rank: int = 0, world: int = 1, seed: int = 0, buffer: int = 64,
+                 batch_size: int = 1):
         if not dataset.train:
             raise ConfigError("ShardStream serves training items; evaluate through ClipDataset")
         self.dataset, self.rank, self.world, self.seed, self.buffer = dataset, rank, world, seed, max(1, buffer)
+        self.batch_size = max(1, batch_size)
         self.epoch = 0
+        self.skip = 0  # items of this rank's epoch already trained on (``echocmr train`` resume)
         self.videos = {clip_id: i for i, clip_id in enumerate(dataset.clip_ids)}
         self.shards = [s for s in read_shard_index(dataset.prepared_dir)
                        if any(c[0] in self.videos for c in s.clips)]
@@ -106,18 +110,24 @@ class ShardStream(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
+    def quota(self) -> int:
+        """Items this rank yields in a whole epoch (every rank the same)."""
         return -(-len(self.videos) // self.world)
+
+    def __len__(self) -> int:
+        return max(self.quota() - self.skip, 0)
 
     def _count(self, entries: list[ShardEntry]) -> int:
         return sum(1 for entry in entries for clip in entry.clips if clip[0] in self.videos)
 
-    def _my_shards(self) -> tuple[list[ShardEntry], int]:
-        """(this worker's shards in epoch order, how many items it yields).
+    def _my_shards(self) -> tuple[list[ShardEntry], int, int]:
+        """(this worker's shards in epoch order, items it skips, items it yields after them).
 
-        The rank's ``len(self)`` items are split between its workers in proportion to the clips
-        their shards hold: a worker drops the excess of a long share or re-reads to pad a short
-        one (shard sizes differ by at most the last shard, and the dealing changes each epoch)."""
+        The rank's ``quota()`` items, in ``batch_size`` batches, are split between its workers in
+        proportion to the clips their shards hold (whole batches, so every rank's loader yields
+        ceil(quota / batch_size) batches): a worker drops the excess of a long share or re-reads
+        to pad a short one. ``skip`` (a resumed epoch) drops the batches the DataLoader took
+        from each worker in turn before the stop."""
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
         mine = [self.shards[i] for i in order[self.rank::self.world]]
         info = get_worker_info()
@@ -126,26 +136,36 @@ class ShardStream(IterableDataset):
             raise ConfigError(f"{len(mine)} shards per process cannot feed {n_workers} loader workers: "
                               "shard with a smaller --shard-mb")
         naturals = [self._count(mine[w::n_workers]) for w in range(n_workers)]
-        shares = [len(self) * n // sum(naturals) for n in naturals]
-        for k in range(len(self) - sum(shares)):
-            shares[k % n_workers] += 1
-        return mine[worker::n_workers], shares[worker]
+        size, quota = self.batch_size, self.quota()
+        n_batches = -(-quota // size)
+        batches = [n_batches * n // sum(naturals) for n in naturals]
+        for k in range(n_batches - sum(batches)):
+            batches[k % n_workers] += 1
+        shares = [b * size for b in batches]
+        shares[int(np.argmax(batches))] -= n_batches * size - quota  # the one partial batch
+        done = self.skip // size
+        skipped = (done // n_workers + (1 if worker < done % n_workers else 0)) * size
+        return mine[worker::n_workers], min(skipped, shares[worker]), shares[worker]
 
     def __iter__(self) -> Iterator[tuple]:
-        shards, quota = self._my_shards()
+        shards, skip, quota = self._my_shards()
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1 + (get_worker_info() or _NoWorker).id])
         pool: list[tuple[int, np.ndarray]] = []
-        produced = 0
+        taken = 0
         for clip_video in self._clips(shards):
+            if taken >= quota:
+                return
             pool.append(clip_video)
             if len(pool) >= self.buffer:
-                yield self._take(pool, rng)
-                produced += 1
-                if produced >= quota:
-                    return
-        while pool and produced < quota:
-            yield self._take(pool, rng)
-            produced += 1
+                item = self._take(pool, rng, taken < skip)
+                taken += 1
+                if item is not None:
+                    yield item
+        while pool and taken < quota:
+            item = self._take(pool, rng, taken < skip)
+            taken += 1
+            if item is not None:
+                yield item
 
     def _clips(self, shards: list[ShardEntry]) -> Iterator[tuple[int, np.ndarray]]:
         """(video, frames) of the dataset's clips in ``shards``, cycling so a short share pads."""
@@ -155,11 +175,12 @@ class ShardStream(IterableDataset):
                     if clip_id in self.videos:
                         yield self.videos[clip_id], frames
 
-    def _take(self, pool: list[tuple[int, np.ndarray]], rng: np.random.Generator) -> tuple:
+    def _take(self, pool: list[tuple[int, np.ndarray]], rng: np.random.Generator, skip: bool) -> tuple | None:
+        """One clip out of the shuffle buffer as its training item (None when it is skipped)."""
         pick = int(rng.integers(len(pool)))
         pool[pick], pool[-1] = pool[-1], pool[pick]
         video, frames = pool.pop()
-        return self.dataset.train_item(self.epoch, video, frames)
+        return None if skip else self.dataset.train_item(self.epoch, video, frames)
 
 
 class _NoWorker:

@@ -119,3 +119,12 @@ def test_too_few_shards_for_the_processes_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot feed 2 loader workers"):
         list(DataLoader(stream, batch_size=2, num_workers=2))
     assert torch.is_tensor(next(iter(stream))[0])
+
+
+def test_a_resumed_epoch_skips_the_batches_already_trained(sharded):
+    dataset = train_set(sharded)
+    stream = ShardStream(dataset, seed=3, buffer=4, batch_size=2)
+    stream.set_epoch(1)
+    whole = [v for v, _ in _keys(stream)]
+    stream.skip = 4
+    assert len(stream) == len(whole) - 4 and [v for v, _ in _keys(stream)] == whole[4:]
