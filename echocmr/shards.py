@@ -151,11 +151,12 @@ class ShardStream(IterableDataset):
         shards, skip, quota = self._my_shards()
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1 + (get_worker_info() or _NoWorker).id])
         pool: list[tuple[int, np.ndarray]] = []
-        taken = 0
+        taken = fetched = 0
         for clip_video in self._clips(shards):
-            if taken >= quota:
-                return
+            if fetched >= quota:  # the share is in hand: a long share drops the rest, a short one re-read
+                break
             pool.append(clip_video)
+            fetched += 1
             if len(pool) >= self.buffer:
                 item = self._take(pool, rng, taken < skip)
                 taken += 1

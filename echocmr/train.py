@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import (
@@ -43,7 +44,7 @@ from .checkpoint import (
     state_path,
 )
 from .config import TrainConfig, to_dict
-from .dataset import EpochSampler
+from .dataset import EpochSampler, seed_worker
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
 from .prepared import read_manifest
@@ -304,7 +305,12 @@ def train_input(train_set, config: TrainConfig, runtime: Runtime, seed: int):
         from .shards import ShardStream
 
         stream = ShardStream(train_set, runtime.ctx.rank, runtime.ctx.world_size, seed, batch_size=config.batch_size)
-        return stream, make_loader(stream, config.batch_size, None, runtime, config.num_workers, config.seed)
+        # Not persistent: workers hold copies of the stream, and each epoch's set_epoch / skip
+        # must reach them (EpochSampler carries the epoch in its keys instead).
+        loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.num_workers,
+                            pin_memory=runtime.device.type == "cuda", worker_init_fn=seed_worker,
+                            prefetch_factor=4 if config.num_workers else None)
+        return stream, loader
     sampler = EpochSampler(train_set, runtime.ctx.world_size, runtime.ctx.rank, seed)
     return sampler, make_loader(train_set, config.batch_size, sampler, runtime, config.num_workers, config.seed)
 

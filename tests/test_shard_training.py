@@ -73,3 +73,23 @@ def test_the_layout_is_validated():
 
     with pytest.raises(ConfigError, match="data_layout"):
         _validate(dataclasses.replace(TINY, data_layout="tape"))
+
+
+def test_each_epoch_reaches_the_loader_workers(sharded):
+    """Loader workers hold copies of the stream: a new epoch (and a resumed one's skip) must reach
+    them, so the shard loader is rebuilt per epoch, never persistent."""
+    from echocmr.train import make_runtime, train_input
+    from echocmr.train_dist import DistContext
+    from echocmr.train_tasks import build_task_data, plan_tasks
+
+    config = dataclasses.replace(TINY, num_workers=1)
+    task = plan_tasks(config)[0]
+    data = build_task_data(task, config, sharded, P.read_manifest(sharded), None)
+    stream, loader = train_input(data.train_set, config, make_runtime(config, DistContext()), 0)
+    orders = []
+    for epoch in (1, 2):
+        stream.set_epoch(epoch)
+        orders.append([int(v) for batch in loader for v in batch[4]])
+    assert sorted(orders[0]) == sorted(orders[1]) == list(range(len(data.train_set))) and orders[0] != orders[1]
+    stream.skip = 2
+    assert [int(v) for batch in loader for v in batch[4]] == orders[1][2:]

@@ -128,3 +128,9 @@ def test_a_resumed_epoch_skips_the_batches_already_trained(sharded):
     whole = [v for v, _ in _keys(stream)]
     stream.skip = 4
     assert len(stream) == len(whole) - 4 and [v for v, _ in _keys(stream)] == whole[4:]
+
+
+def test_a_buffer_larger_than_the_epoch_still_yields_each_clip_once(sharded):
+    dataset = train_set(sharded)
+    stream = ShardStream(dataset, seed=3, buffer=1000, batch_size=4)
+    assert sorted(v for v, _ in _keys(stream)) == list(range(len(dataset)))
