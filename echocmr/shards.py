@@ -62,6 +62,10 @@ def write_shards(prepared_dir: str | os.PathLike, shard_mb: float = 256.0) -> di
     if group:
         shards.append(_write_shard(folder, len(shards), group))
     atomic_write_json(index, {"format": SHARD_FORMAT, "shards": shards})
+    named = {s["file"] for s in shards}
+    for stale in folder.glob("shard-*.bin"):  # left by an earlier run with smaller shards
+        if stale.name not in named:
+            stale.unlink()
     return {"shards": len(shards), "clips": int(len(ok)), "bytes": int(sum(s["bytes"] for s in shards))}
 
 

@@ -134,3 +134,11 @@ def test_a_buffer_larger_than_the_epoch_still_yields_each_clip_once(sharded):
     dataset = train_set(sharded)
     stream = ShardStream(dataset, seed=3, buffer=1000, batch_size=4)
     assert sorted(v for v, _ in _keys(stream)) == list(range(len(dataset)))
+
+
+def test_resharding_replaces_the_shards(tmp_path):
+    root = make_prepared(tmp_path / "prepared", views={"A4C": 6})
+    write_shards(root, shard_mb=CLIP_MB)
+    write_shards(root, shard_mb=1000)
+    assert sorted(p.name for p in (root / "shards").iterdir()) == ["index.json", "shard-00000.bin"]
+    assert len(P.read_shard_index(root)[0].clips) == 6  # the factory's rejected row is not packed
