@@ -115,3 +115,20 @@ def test_published_models_record_exact_decoding():
     meta = view_checkpoint_meta("A4C", [])
     assert LoadedModel(None, meta, ()).jpeg_decode == "exact"
     assert LoadedModel(None, {"data": {"target_fps": 0.0}}, ()).jpeg_decode == "exact"  # older checkpoints
+
+
+def test_uploads_are_decoded_with_the_bundles_recipe():
+    from echocmr.bundle import ModelBundle
+    from echocmr.model_runner import LoadedModel
+    from echocmr.study_prediction import bundle_jpeg_decode
+
+    def model(mode: str | None) -> LoadedModel:
+        return LoadedModel(None, {"data": {} if mode is None else {"jpeg_decode": mode}}, ())
+
+    def bundle(views: dict, classifier) -> ModelBundle:
+        return ModelBundle(Path("b"), {}, views, classifier, None)
+
+    assert bundle_jpeg_decode(bundle({"A4C": model(None)}, model(None))) == "exact"  # the shipped model
+    assert bundle_jpeg_decode(bundle({"A4C": model("reduced")}, model("reduced"))) == "reduced"
+    with pytest.raises(ConfigError, match="decoded in different ways"):
+        bundle_jpeg_decode(bundle({"A4C": model("reduced")}, model("exact")))
