@@ -195,7 +195,8 @@ def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
     classifier = load_view_classifier(stem)
     ok = files["status"] == "ok"
     # Views are anatomy seen in a few frames, so any rate works; a classifier that was trained
-    # at a common rate still gets it.
+    # at a common rate still gets it. Likewise either JPEG recipe (echocmr.ingest.reduced): the
+    # shipped classifier (exact) classifies clips prepared with the reduced decode.
     frames = [at_model_rate(np.load(clip_path(out, c), mmap_mode="r"), fps, classifier)
               for c, fps in zip(files.loc[ok, "clip_id"], files.loc[ok, "fps"])]
     calls = classify_views(classifier, [np.asarray(f) for f in frames]) if frames else []
