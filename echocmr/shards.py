@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .atomic import atomic_write, atomic_write_json
-from .dataset import ClipDataset
+from .config import TrainConfig
+from .dataset import ClipDataset, EpochSampler, seed_worker
 from .errors import ConfigError
 from .prepared import SHARD_FORMAT, SHARD_INDEX, SHARDS_DIR, ShardEntry, open_clip, read_manifest, read_shard, read_shard_index
+from .train_loop import Runtime, make_loader
 
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
@@ -190,3 +192,18 @@ class ShardStream(IterableDataset):
 
 class _NoWorker:
     id = -1
+
+
+def train_input(train_set: ClipDataset, config: TrainConfig, runtime: Runtime, seed: int) -> tuple:
+    """``echocmr train``'s (epoch order: an EpochSampler or a ShardStream, training DataLoader),
+    by ``config.data_layout``."""
+    if config.data_layout == "shards":
+        stream = ShardStream(train_set, runtime.ctx.rank, runtime.ctx.world_size, seed, batch_size=config.batch_size)
+        # Not persistent: workers hold copies of the stream, and each epoch's set_epoch / skip
+        # must reach them (EpochSampler carries the epoch in its keys instead).
+        loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.num_workers,
+                            pin_memory=runtime.device.type == "cuda", worker_init_fn=seed_worker,
+                            prefetch_factor=4 if config.num_workers else None)
+        return stream, loader
+    sampler = EpochSampler(train_set, runtime.ctx.world_size, runtime.ctx.rank, seed)
+    return sampler, make_loader(train_set, config.batch_size, sampler, runtime, config.num_workers, config.seed)

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import (
@@ -44,11 +43,12 @@ from .checkpoint import (
     state_path,
 )
 from .config import TrainConfig, to_dict
-from .dataset import EpochSampler, seed_worker
+from .dataset import EpochSampler
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
 from .prepared import read_manifest
 from .run_record import RunDir, elastic_restart_of
+from .shards import train_input
 from .targets import TARGETS_BY_NAME
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
 from .train_loop import EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch, validation_score, view_model_metrics
@@ -297,22 +297,6 @@ def save_partial(tr: TaskRun) -> None:
     weights = save_state(tr, None)
     if tr.run.enabled:
         save_checkpoint(tr.folder / "last", weights, tr.meta(None))
-
-
-def train_input(train_set, config: TrainConfig, runtime: Runtime, seed: int):
-    """(the epoch's order: an EpochSampler or a ShardStream, the training DataLoader)."""
-    if config.data_layout == "shards":
-        from .shards import ShardStream
-
-        stream = ShardStream(train_set, runtime.ctx.rank, runtime.ctx.world_size, seed, batch_size=config.batch_size)
-        # Not persistent: workers hold copies of the stream, and each epoch's set_epoch / skip
-        # must reach them (EpochSampler carries the epoch in its keys instead).
-        loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.num_workers,
-                            pin_memory=runtime.device.type == "cuda", worker_init_fn=seed_worker,
-                            prefetch_factor=4 if config.num_workers else None)
-        return stream, loader
-    sampler = EpochSampler(train_set, runtime.ctx.world_size, runtime.ctx.rank, seed)
-    return sampler, make_loader(train_set, config.batch_size, sampler, runtime, config.num_workers, config.seed)
 
 
 def train_task(task: Task, config: TrainConfig, data_dir: Path, manifest, run: RunDir, runtime: Runtime,

@@ -78,7 +78,8 @@ def test_the_layout_is_validated():
 def test_each_epoch_reaches_the_loader_workers(sharded):
     """Loader workers hold copies of the stream: a new epoch (and a resumed one's skip) must reach
     them, so the shard loader is rebuilt per epoch, never persistent."""
-    from echocmr.train import make_runtime, train_input
+    from echocmr.shards import train_input
+    from echocmr.train import make_runtime
     from echocmr.train_dist import DistContext
     from echocmr.train_tasks import build_task_data, plan_tasks
 
