@@ -11,8 +11,10 @@ shapes, two ways:
 Each figure is clips/s delivered to the main process divided by the number of workers. A warm
 run reads from the page cache; a cold run first evicts every clip file from the page cache
 (``posix_fadvise(DONTNEED)``, no root needed), so each clip is read from the disk.
-The last line is ``clips_per_s_per_core: <value>``: the uint8 path, augmentation on, one
-worker, the slower of the two presets, warm cache.
+``clips_per_s_per_core: <value>``: the uint8 path, augmentation on, one worker, the slower of
+the two presets, warm cache. Then a cold page cache with the two cache layouts (per-file
+``.npy`` random reads vs sequential shard reads, ``bench/cold_layouts.py``) for the paper
+preset; the last line is ``cold_clips_per_s_per_core: <shards> (per file: <npy>)``.
 Figures measured on a shared machine are depressed by the other load; compare the ratios.
 """
 
@@ -98,6 +100,7 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=256, help="clips in the cache")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cold-videos", type=int, default=1024, help="clips in the cold-cache layout comparison")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {os.cpu_count()} cores (shared: other load depresses every figure; compare ratios)")
@@ -123,7 +126,23 @@ def main() -> int:
             cold = clips_per_s(root, rows, sampling, True, args.workers[0], 1, cold=True)
             print(f"{name:9s} {model.n_frames:4d}fr {'uint8':6s} {args.workers[0]:7d} {'cold':5s} {cold:13.0f}")
     print(f"clips_per_s_per_core: {worst:.0f}")
+    per_file, shards = cold_layouts_figure(args.cold_videos, args.workers[0])
+    print(f"cold_clips_per_s_per_core: {shards:.0f} (per file: {per_file:.0f})")
     return 0
+
+
+def cold_layouts_figure(n_videos: int, workers: int) -> tuple[float, float]:
+    from cold_layouts import cold_comparison
+
+    model = PRESETS["paper"].model
+    sampling = ClipSampling(model.n_frames, model.period)
+    with tempfile.TemporaryDirectory(prefix="echocmr-cold-") as d:
+        rows = make_cache(Path(d), n_videos, sampling.span + 16)
+        mb = n_videos * (sampling.span + 16) * 112 * 112 / 1024**2
+        per_file, shards, n_shards = cold_comparison(Path(d), rows, sampling, workers)
+    print(f"\ncold page cache, paper preset, {n_videos} clips ({mb:.0f} MB), {workers} worker(s): "
+          f"per-file .npy {per_file:.0f} clips/s/core, {n_shards} shards read sequentially {shards:.0f}")
+    return per_file, shards
 
 
 if __name__ == "__main__":

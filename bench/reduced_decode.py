@@ -8,8 +8,9 @@ frame (one thread), the pixel difference from the exact clip (``read_clip``: ful
 resize; grey levels, mean / 99th percentile / max) and the shipped model's A4C outputs on both
 clips (largest absolute difference of any binary output's probability). Scale 1/1 must match ``read_clip`` exactly.
 
-This is a measurement to decide on, not (yet) an ingest option: ``read_clip`` decodes at full
-resolution, which the shipped model's and the published weights' recorded preprocessing demand.
+This per-scale sweep (every eligible scale, decode + crop only) preceded the adopted option:
+``IngestLimits(jpeg_decode="reduced")`` (``echocmr.ingest.reduced``; ``echocmr prepare``'s
+default) picks the largest eligible scale, and ``bench/ingest.py`` measures that end to end.
 The last line is ``reduced_decode_speedup: <x>``: ms/frame at full scale over the smallest scale
 that was eligible on every file.
 """

@@ -28,8 +28,10 @@ def predict_prepared_published(model, prepared_dir: Path, split: str, view: str,
     fewer are dropped (the published rule) and counted in the log."""
     from .dataset import select_rows
     from .official_infer import predict_frames
-    from .prepared import open_clip, read_manifest
+    from .prepared import check_jpeg_decode, open_clip, prepared_jpeg_decode, read_manifest
 
+    # The published preprocessing decodes every frame in full: data prepared with --exact-decode.
+    check_jpeg_decode(model.jpeg_decode, prepared_jpeg_decode(prepared_dir), f"the published {view} model")
     rows = select_rows(read_manifest(prepared_dir), split, view)
     frame = rows.reindex(columns=["clip_id", "study", "patient", "split", "view"]).copy()
     preds = np.full((len(rows), len(model.outputs)), np.nan)

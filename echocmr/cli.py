@@ -16,7 +16,7 @@ from . import __version__
 from .errors import EchoCMRError
 
 COMMANDS = ("synth", "index", "pull", "preprocess", "prepare", "train", "evaluate", "predict", "demo_assets",
-            "compare", "analyse", "import_official", "fit_fusion")
+            "compare", "analyse", "import_official", "fit_fusion", "shard")
 
 
 def build_parser() -> argparse.ArgumentParser:

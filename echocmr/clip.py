@@ -55,6 +55,8 @@ class Clip:
     # What ingest.burned_text found inside the sector: "masked (N px …)", "none found", or
     # "not checked (…)" for a still, where static text cannot be told from tissue.
     burned_text: str = "not checked"
+    # JPEG frames decoded at 1/decode_scale (echocmr.ingest.reduced); 1: full resolution.
+    decode_scale: int = 1
 
     def __post_init__(self) -> None:
         f = self.frames

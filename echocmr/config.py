@@ -111,6 +111,9 @@ class IngestLimits:
     clip_size: int = 112
     min_side: int = 16  # frames smaller than this (e.g. 1×1) cannot hold an echo sector
     decode_threads: int = 0  # JPEG frame decoding threads; 0: min(4, CPU cores)
+    # "exact": JPEG frames decoded at full resolution; "reduced": at 1/2-1/8 in the DCT domain
+    # where the sector stays large enough (echocmr.ingest.reduced). Part of the recipe.
+    jpeg_decode: str = "exact"
     # Isolated decoding (echocmr.ingest.isolated, the upload path): the worker's address-space
     # cap (RLIMIT_AS; it counts mapped libraries and thread stacks too, so it is generous) and
     # the wall-clock time one file may take before the worker is killed.
@@ -147,6 +150,10 @@ class PrepareConfig:
     # n_frames x period *frames*, so across exports at 30-100 frames/s only a common rate makes it
     # span the same time. The rate travels in the checkpoints; predict applies it to uploads.
     target_fps: float = 0.0
+    # JPEG-baseline frames: "reduced" decodes at 1/2-1/8 in the DCT domain where the sector stays
+    # >= 112 px (echocmr.ingest.reduced; several times cheaper), "exact" at full resolution (the
+    # shipped and published models' recipe). Travels in the checkpoints like target_fps.
+    jpeg_decode: str = "reduced"
     # "stratified": the patient split holds every binary finding's share (echocmr.splits);
     # "random": patients shuffled and cut (how datasets prepared before it were split).
     split_method: str = "stratified"
@@ -190,6 +197,9 @@ class TrainConfig:
     classifier_epochs: int = 0  # 0: as many as the view models
     classifier_lr: float = 0.0  # 0: lr
     compile: bool = False  # torch.compile on CUDA (opt-in: compile time dominates short runs)
+    # Training clips from "files" (clips/*.npy, keyed random order) or "shards" (`echocmr shard`,
+    # read sequentially: echocmr.shards.ShardStream); the items are the same, the order differs.
+    data_layout: str = "files"
 
 
 @dataclass(frozen=True)

@@ -205,22 +205,29 @@ class ClipDataset(Dataset):
         return len(self.clip_ids) * (1 if self.train else self.n_clips)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple:
-        aug = None
         if self.train:
             epoch, video = key if isinstance(key, tuple) else (0, key)
-            rng = np.random.default_rng([self.seed, int(epoch), int(video)])
-            video = int(video)
-            frames = self._train_frames(video, rng)
-            if self.augment:
-                aug = draw_augmentation(rng)
-        else:
-            assert not isinstance(key, tuple), "evaluation keys are plain indices"
-            video, clip = divmod(int(key), self.n_clips)
-            array = open_clip(self.prepared_dir, self.clip_ids[video])
-            from .windows import window_indices  # never wraps (test-time rule, echocmr.windows)
+            return self.train_item(int(epoch), int(video), open_clip(self.prepared_dir, self.clip_ids[int(video)]))
+        assert not isinstance(key, tuple), "evaluation keys are plain indices"
+        video, clip = divmod(int(key), self.n_clips)
+        array = open_clip(self.prepared_dir, self.clip_ids[video])
+        from .windows import window_indices  # never wraps (test-time rule, echocmr.windows)
 
-            found = window_indices(len(array), self.sampling.n_frames, self.sampling.period, self.n_clips)
-            frames = array[found.indices[clip % len(found.indices)]]
+        found = window_indices(len(array), self.sampling.n_frames, self.sampling.period, self.n_clips)
+        return self._item(array[found.indices[clip % len(found.indices)]], video, None)
+
+    def train_item(self, epoch: int, video: int, array: np.ndarray) -> tuple:
+        """The training item of clip ``video`` in ``epoch`` from its frames ``array`` (T, 112, 112),
+        however they were read (memory-mapped .npy, or a shard: ``echocmr.shards``): the window and
+        augmentation come from the generator keyed by (seed, epoch, video), so items never depend
+        on the order they are drawn in."""
+        rng = np.random.default_rng([self.seed, int(epoch), int(video)])
+        start = int(rng.integers(0, max(len(array) - self.sampling.span, 0) + 1))
+        frames = array[frame_indices(len(array), self.sampling, start)]
+        aug = draw_augmentation(rng) if self.augment else None
+        return self._item(frames, video, aug)
+
+    def _item(self, frames: np.ndarray, video: int, aug: Augmentation | None) -> tuple:
         y, mask = torch.from_numpy(self.values[video]), torch.from_numpy(self.mask[video])
         if self.uint8_output:
             clip_u8 = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)).unsqueeze(0)
@@ -228,11 +235,6 @@ class ClipDataset(Dataset):
         if aug is not None:
             frames = apply_augmentation(frames, aug)
         return to_tensor(frames, self.normalisation), y, mask, video
-
-    def _train_frames(self, video: int, rng: np.random.Generator) -> np.ndarray:
-        array = open_clip(self.prepared_dir, self.clip_ids[video])
-        start = int(rng.integers(0, max(len(array) - self.sampling.span, 0) + 1))
-        return array[frame_indices(len(array), self.sampling, start)]
 
 
 class EpochSampler(DistributedSampler):

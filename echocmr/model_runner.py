@@ -23,7 +23,7 @@ from .dataset import ClipSampling, select_rows, to_tensor
 from .errors import CheckpointError, InputError
 from .ingest.resize import resample_indices
 from .models import prepare_input
-from .prepared import check_frame_rate, open_clip, prepared_target_fps, read_manifest
+from .prepared import check_frame_rate, check_jpeg_decode, open_clip, prepared_jpeg_decode, prepared_target_fps, read_manifest
 from .targets import CLASSIFIER_LABELS, output_kind
 
 
@@ -47,6 +47,12 @@ class LoadedModel:
     def target_fps(self) -> float:
         """The frame rate its training clips were resampled to (0.0: each file's own)."""
         return float((self.meta.get("data") or {}).get("target_fps") or 0.0)
+
+    @property
+    def jpeg_decode(self) -> str:
+        """The JPEG decode recipe of its training clips ("exact" for checkpoints from before it was
+        recorded: every clip was decoded at full resolution then)."""
+        return str((self.meta.get("data") or {}).get("jpeg_decode") or "exact")
 
 
 def at_model_rate(frames: np.ndarray, fps: float, model: LoadedModel) -> np.ndarray:
@@ -169,6 +175,7 @@ def predict_prepared(model: LoadedModel, prepared_dir: str | Path, split: str, v
     physical value). Clips are read ``chunk`` videos at a time (memory-mapped).
     """
     check_frame_rate(model.target_fps, prepared_target_fps(prepared_dir), f"the {view} model")
+    check_jpeg_decode(model.jpeg_decode, prepared_jpeg_decode(prepared_dir), f"the {view} model")
     rows = select_rows(read_manifest(prepared_dir), split, view)
     columns = ["clip_id", "study", "patient", "split", "view"]
     frame = rows.reindex(columns=columns).copy()

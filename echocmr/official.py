@@ -169,7 +169,8 @@ def view_checkpoint_meta(view: str, files: list[PublishedFile]) -> dict:
         "target_scaling": {},
         "preprocessing": PUBLISHED_RECIPE,
         "published": {f.target: f.provenance() for f in files},
-        "data": {"synthetic": False, "dataset": "Sahashi et al. 2024 (published weights)", "target_fps": 0.0},
+        "data": {"synthetic": False, "dataset": "Sahashi et al. 2024 (published weights)", "target_fps": 0.0,
+                 "jpeg_decode": "exact"},  # the published preprocessing decodes every frame in full
         "train": {},
     }
 

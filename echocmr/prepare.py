@@ -11,6 +11,7 @@ keyed by a salted hash of its path, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ from . import labels as lab
 from .atomic import append_line, atomic_save_npy, atomic_write_json, atomic_write_text, read_json_lines
 from .config import IngestLimits, PrepareConfig, data_home, to_dict
 from .errors import ConfigError, InputError
+from .ingest.reduced import check_mode
 from .jsonfile import read_json
 from .prepared import CLIPS_DIR, MANIFEST_BASE, MANIFEST_FILE, PREPARE_JSON, clip_path
 from .splits import split_balance
@@ -38,6 +40,11 @@ from .trust import csv_text
 log = logging.getLogger(__name__)
 # One decode thread per file: the workers already keep every core busy.
 PREPARE_LIMITS = IngestLimits(decode_threads=1)
+
+
+def prepare_limits(jpeg_decode: str) -> IngestLimits:
+    """PREPARE_LIMITS with the recipe's JPEG decode (``echocmr.ingest.reduced``)."""
+    return dataclasses.replace(PREPARE_LIMITS, jpeg_decode=check_mode(jpeg_decode))
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def _file_key(relative: str, salt: bytes) -> str:
     return hashlib.sha256(salt + relative.encode("utf-8")).hexdigest()[:20]
 
 
-def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
+def _ingest_one(task: tuple[str, str, str, bytes, float, str]) -> dict:
     """Ingest one file and write its clip; returns a PHI-free record for ingest.jsonl.
 
     The file is decoded in an isolated worker (``ingest.decoder_pool``) with memory and time
@@ -82,41 +89,45 @@ def _ingest_one(task: tuple[str, str, str, bytes, float]) -> dict:
     from .archive_index import open_location  # zip members ("export.zip::IM1") from echocmr index
     from .ingest import read_clip_isolated
 
-    key, path, clips_dir, salt, target_fps = task
+    key, path, clips_dir, salt, target_fps, jpeg_decode = task
+    limits = prepare_limits(jpeg_decode)
+    recipe = {"target_fps": target_fps, "jpeg_decode": jpeg_decode}
     if multiprocessing.current_process().daemon:  # e.g. a Dask worker left at its default
         raise ConfigError("this worker is a daemonic process and cannot start isolated decoders: start "
                           "Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/SCALE.md)")
     try:
-        source = open_location(path, PREPARE_LIMITS.max_file_bytes)
-        clip = read_clip_isolated(source, salt=salt, limits=PREPARE_LIMITS, target_fps=target_fps or None,
-                                  session="prepare")
+        source = open_location(path, limits.max_file_bytes)
+        clip = read_clip_isolated(source, salt=salt, limits=limits, target_fps=target_fps or None, session="prepare")
     except InputError as exc:
-        return {"key": key, "status": "rejected", "reason": str(exc), "target_fps": target_fps}
+        return {"key": key, "status": "rejected", "reason": str(exc), **recipe}
     atomic_save_npy(clip_path(Path(clips_dir).parent, clip.clip_id), clip.frames)
     return {"key": key, "status": "ok", "clip_id": clip.clip_id, "n_frames": clip.n_frames,
-            "fps": round(float(clip.fps), 3), "reason": "", "target_fps": target_fps}
+            "fps": round(float(clip.fps), 3), "reason": "", **recipe, "decode_scale": clip.decode_scale}
 
 
-def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, target_fps: float,
+def _ingest_all(files: pd.DataFrame, out: Path, salt: bytes, workers: int, recipe: tuple[float, str],
                 cluster: str = "") -> pd.DataFrame:
     """Ingest ``files`` (columns key, path) → one record per key, resuming from ingest.jsonl.
 
-    A file journalled at another target frame rate (an earlier prepare with another
-    ``--target-fps``) is ingested again: one folder never mixes rates. ``cluster``: a Dask
+    ``recipe``: (target_fps, jpeg_decode). A file journalled with another recipe (an earlier
+    prepare with another ``--target-fps`` or ``--exact-decode``) is ingested again: one folder
+    never mixes rates or decodes (journal lines from before ``jpeg_decode`` existed were exact). ``cluster``: a Dask
     scheduler address (``echocmr.executor``); the records and clips are the same either way.
     """
     from .executor import make_executor
 
     journal = out / "ingest.jsonl"
-    done = {r["key"]: r for r in read_json_lines(journal) if r.get("target_fps", 0.0) == target_fps}
-    todo = [(k, p, str(out / CLIPS_DIR), salt, target_fps)
+    target_fps, jpeg_decode = recipe
+    done = {r["key"]: r for r in read_json_lines(journal)
+            if r.get("target_fps", 0.0) == target_fps and r.get("jpeg_decode", "exact") == jpeg_decode}
+    todo = [(k, p, str(out / CLIPS_DIR), salt, target_fps, jpeg_decode)
             for k, p in zip(files["key"], files["path"]) if k not in done]
     (out / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(todo), desc="ingest", unit="file", disable=not todo)
     if not cluster and workers != 1:  # threads only wait: the decoding runs in isolated processes
         from .ingest.decoder_pool import pool_for
 
-        pool_for(PREPARE_LIMITS, size=workers or os.cpu_count() or 1)  # sized before the threads ask
+        pool_for(prepare_limits(jpeg_decode), size=workers or os.cpu_count() or 1)  # sized before the threads ask
     executor = make_executor(workers, cluster, n_items=len(todo), threads=True)
     try:
         for record in executor.map(_ingest_one, todo):
@@ -184,7 +195,8 @@ def _classify_views(files: pd.DataFrame, stem: Path, out: Path) -> pd.DataFrame:
     classifier = load_view_classifier(stem)
     ok = files["status"] == "ok"
     # Views are anatomy seen in a few frames, so any rate works; a classifier that was trained
-    # at a common rate still gets it.
+    # at a common rate still gets it. Likewise either JPEG recipe (echocmr.ingest.reduced): the
+    # shipped classifier (exact) classifies clips prepared with the reduced decode.
     frames = [at_model_rate(np.load(clip_path(out, c), mmap_mode="r"), fps, classifier)
               for c, fps in zip(files.loc[ok, "clip_id"], files.loc[ok, "fps"])]
     calls = classify_views(classifier, [np.asarray(f) for f in frames]) if frames else []
@@ -241,6 +253,7 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     the work runs is not part of the recipe, so it is not recorded in prepare.json)."""
     if not (math.isfinite(config.target_fps) and config.target_fps >= 0):
         raise ConfigError("target_fps must be 0 (keep each file's frame rate) or a positive number")
+    check_mode(config.jpeg_decode)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     salt = dataset_salt() if salt is None else salt
@@ -249,8 +262,8 @@ def prepare_dataset(sources: PrepareSources, out: Path, config: PrepareConfig = 
     files["path"] = [str(base / f) for f in files["file"]]
     files["key"] = [_file_key(f, salt) for f in files["file"]]
     paired = files["cmr_id"].notna()
-    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers, float(config.target_fps),
-                          cluster)
+    recipe = (float(config.target_fps), config.jpeg_decode)
+    records = _ingest_all(files.loc[paired, ["key", "path"]], out, salt, config.workers, recipe, cluster)
     files = files.merge(records, on="key", how="left")
     files = _assign_views(files, sources, config, out)
     manifest = _manifest(_pseudonymise(files, salt), labels, config)

@@ -12,6 +12,8 @@ is missing (NaN), never the text ``"NA"``; target columns are floats with NaN fo
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,19 @@ def prepared_target_fps(prepared_dir: str | os.PathLike) -> float:
     return float((read_prepare_json(prepared_dir).get("config") or {}).get("target_fps") or 0.0)
 
 
+def prepared_jpeg_decode(prepared_dir: str | os.PathLike) -> str:
+    """The JPEG decode recipe of a prepared set ("exact" for sets made before it was recorded)."""
+    return str((read_prepare_json(prepared_dir).get("config") or {}).get("jpeg_decode") or "exact")
+
+
+def check_jpeg_decode(model_mode: str, data_mode: str, what: str) -> None:
+    """A model sees clips decoded the way it was trained (``echocmr.ingest.reduced``), or none."""
+    if model_mode != data_mode:
+        flag = "--exact-decode" if model_mode == "exact" else "no --exact-decode"
+        raise ConfigError(f"{what} was trained on clips with the {model_mode!r} JPEG decode, but these clips were "
+                          f"prepared with {data_mode!r}; prepare the data again with {flag}")
+
+
 def check_frame_rate(model_fps: float, data_fps: float, what: str) -> None:
     """A model sees clips at the rate it was trained at, or not at all."""
     if abs(float(model_fps) - float(data_fps)) > 1e-6:
@@ -145,3 +160,76 @@ def _describe(values: pd.Series) -> dict:
     if values.empty:
         return {"n": 0}
     return {"n": int(len(values)), "mean": round(float(values.mean()), 2), "sd": round(float(values.std()), 2)}
+
+
+# -- sharded layout (``echocmr shard``; written by echocmr.shards, read only here) ---------------
+SHARDS_DIR = "shards"
+SHARD_INDEX = "index.json"
+SHARD_FORMAT = "echocmr-shards-1"
+MAX_SHARD_INDEX_BYTES = 64 * 1024**2  # ~1 M clips; checked before the index is parsed
+_SHARD_NAME = re.compile(r"shard-\d{5}\.bin")
+_FRAME_BYTES = CLIP_SIZE * CLIP_SIZE
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard file: raw uint8 clips (T, 112, 112) back to back; ``clips``: (clip_id, byte
+    offset, n_frames) in file order."""
+
+    file: str
+    size: int
+    clips: tuple[tuple[str, int, int], ...]
+
+
+def read_shard_index(prepared_dir: str | os.PathLike) -> list[ShardEntry]:
+    """shards/index.json, validated: bounded before it is read, plain shard names confined to
+    shards/, every clip inside its shard file, no overlaps; [] when the set has no shards."""
+    folder = Path(prepared_dir) / SHARDS_DIR
+    path = folder / SHARD_INDEX
+    if not path.is_file():
+        return []
+    if path.stat().st_size > MAX_SHARD_INDEX_BYTES:
+        raise InputError("bad_shard_index", f"{SHARD_INDEX} is larger than {MAX_SHARD_INDEX_BYTES} bytes")
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != SHARD_FORMAT or not isinstance(data.get("shards"), list):
+        raise InputError("bad_shard_index", f"{SHARD_INDEX} is not an {SHARD_FORMAT} index")
+    return [_shard_entry(folder, raw) for raw in data["shards"]]
+
+
+def _shard_entry(folder: Path, raw: object) -> ShardEntry:
+    bad = InputError("bad_shard_index", f"{SHARD_INDEX} holds a malformed shard entry")
+    if not isinstance(raw, dict) or not isinstance(raw.get("file"), str) or not isinstance(raw.get("clips"), list):
+        raise bad
+    name = raw["file"]
+    if not _SHARD_NAME.fullmatch(name) or not (folder / name).is_file():
+        raise InputError("bad_shard_index", "a shard index entry names no shard file of this folder")
+    size = (folder / name).stat().st_size
+    clips, end = [], 0
+    for item in raw["clips"]:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and all(type(v) is int for v in item[1:])):
+            raise bad
+        clip_id, offset, n_frames = item
+        clip_path(folder.parent, clip_id)  # a plain id, like every clip id
+        if offset < end or n_frames < 1 or offset + n_frames * _FRAME_BYTES > size:
+            raise InputError("bad_shard_index", "a clip of the shard index lies outside its shard or overlaps another")
+        end = offset + n_frames * _FRAME_BYTES
+        clips.append((clip_id, offset, n_frames))
+    return ShardEntry(name, size, tuple(clips))
+
+
+def read_shard(prepared_dir: str | os.PathLike, entry: ShardEntry, chunk_bytes: int = 8 * 1024**2):
+    """Yield (clip_id, uint8 (T, 112, 112)) of one shard in file order, read sequentially through a
+    ``chunk_bytes`` buffer: large forward reads, no seeks, what a cold disk or a network file
+    system serves fastest."""
+    path = Path(prepared_dir) / SHARDS_DIR / entry.file
+    with open(path, "rb", buffering=chunk_bytes) as fh:
+        position = 0
+        for clip_id, offset, n_frames in entry.clips:
+            if offset != position:
+                fh.seek(offset)
+            data = fh.read(n_frames * _FRAME_BYTES)
+            if len(data) != n_frames * _FRAME_BYTES:
+                raise InputError("bad_shard", "a shard file is shorter than its index says")
+            position = offset + len(data)
+            yield clip_id, np.frombuffer(data, np.uint8).reshape(n_frames, CLIP_SIZE, CLIP_SIZE)

@@ -21,7 +21,7 @@ import pandas as pd
 from .bundle import ModelBundle
 from .clip import Clip
 from .clip_selection import SelectionPolicy, awaits_confirmation, left_out_reason, views_fed, windows_per_clip
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .metrics import is_positive
 from .segments import SegmentMap, has_segment_outputs, study_segments
 from .targets import CLASSIFIER_LABELS, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS_BY_NAME, parse_segment_output, segment_output
@@ -148,7 +148,19 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
 
-def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "default") -> list:
+def bundle_jpeg_decode(bundle: ModelBundle) -> str:
+    """The JPEG decode recipe (``echocmr.ingest.reduced``) every model of ``bundle`` was trained
+    with: uploads must be decoded the same way; a bundle that mixes recipes cannot be served."""
+    models = [*bundle.view_models.values(), bundle.view_classifier]
+    modes = {getattr(m, "jpeg_decode", "exact") for m in models if m is not None}
+    if len(modes) > 1:
+        raise ConfigError("the bundle's models were trained on clips decoded in different ways "
+                          f"({sorted(modes)}); retrain them on one prepared set")
+    return modes.pop() if modes else "exact"
+
+
+def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "default",
+                 jpeg_decode: str = "exact") -> list:
     """Ingest uploaded files (a zip counts as many) into StudyItems with PHI-free names.
 
     Pseudonyms use a fresh salt per call: an upload's identifiers never link to anything else.
@@ -156,13 +168,17 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "de
     decoder that crashes, hangs or runs out of memory fails that file only. The given names are
     never used (they may hold patient names); files are "file N". ``session`` (one per browser
     session) gives each user a fair turn at the shared decoders (``ingest.decoder_pool``).
+    ``jpeg_decode``: the models' recipe (``bundle_jpeg_decode``); "exact" for the shipped and
+    published models.
     """
+    from .config import IngestLimits
     from .ingest import read_study_isolated
 
+    limits = IngestLimits(jpeg_decode=jpeg_decode)
     salt = secrets.token_bytes(16)
     items: list = []
     for number, (_, data) in enumerate(sources, start=1):
-        found = read_study_isolated(data, name=f"file {number}", salt=salt, session=session)
+        found = read_study_isolated(data, name=f"file {number}", salt=salt, session=session, limits=limits)
         for member, item in enumerate(found, start=1):
             name = f"file {number}" if len(found) == 1 else f"file {number}, item {member}"
             items.append(dataclasses.replace(item, index=len(items), display_name=name))

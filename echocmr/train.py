@@ -24,7 +24,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 import torch
@@ -48,10 +48,14 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import build_model, classifier_loss, multitask_loss, unwrap
 from .prepared import read_manifest
 from .run_record import RunDir, elastic_restart_of
+from .shards import train_input
 from .targets import output_kind
 from .train_dist import DistContext, barrier, cleanup, init_distributed, resolve_device, sync_buffers
 from .train_loop import EpochResult, Runtime, classifier_metrics, evaluate, make_loader, train_one_epoch, validation_score, view_model_metrics
 from .train_tasks import Task, TaskData, build_task_data, dataset_info, plan_tasks, task_rows
+
+if TYPE_CHECKING:
+    from .shards import ShardStream
 
 log = logging.getLogger("echocmr.train")
 
@@ -221,7 +225,7 @@ def finished(counters: Counters, epochs: int) -> bool:
     return counters.early_stopped or counters.epoch >= epochs
 
 
-def run_epoch(tr: TaskRun, sampler: EpochSampler, train_loader, val_loader, stop: StopFlag) -> bool:
+def run_epoch(tr: TaskRun, sampler: EpochSampler | ShardStream, train_loader, val_loader, stop: StopFlag) -> bool:
     """Train + validate one epoch and save it; False when a stop request cut the epoch short."""
     c, epoch, started = tr.counters, tr.counters.epoch + 1, time.monotonic()
     sampler.set_epoch(epoch)
@@ -312,8 +316,7 @@ def train_task(task: Task, config: TrainConfig, data_dir: Path, manifest, run: R
             return True
         log.info("%s resumes after epoch %d (batch %d)", task.name, tr.counters.epoch, tr.counters.step)
     wrap_for_training(tr)
-    sampler = EpochSampler(data.train_set, runtime.ctx.world_size, runtime.ctx.rank, config.seed + task.index)
-    train_loader = make_loader(data.train_set, config.batch_size, sampler, runtime, config.num_workers, config.seed)
+    sampler, train_loader = train_input(data.train_set, config, runtime, config.seed + task.index)
     val_loader = make_loader(data.val_set, config.batch_size, None, runtime, config.num_workers, config.seed)
     while not finished(tr.counters, task.epochs):
         if not run_epoch(tr, sampler, train_loader, val_loader, stop) or stop.requested:

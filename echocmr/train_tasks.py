@@ -29,7 +29,7 @@ from .dataset import (
     target_arrays,
 )
 from .errors import ConfigError
-from .prepared import prepared_target_fps, read_prepare_json
+from .prepared import prepared_jpeg_decode, prepared_target_fps, read_prepare_json
 from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, SEGMENT_OUTPUTS, TARGETS
 
 VIEW_CLASSIFIER = "view_classifier"
@@ -119,4 +119,4 @@ def build_task_data(task: Task, config: TrainConfig, data_dir: Path, manifest: p
 def dataset_info(data_dir: Path) -> dict[str, Any]:
     """What the checkpoints record of their data: synthetic or not, and the clips' frame rate."""
     return {"synthetic": bool(read_prepare_json(data_dir).get("synthetic", False)), "dataset": data_dir.name,
-            "target_fps": prepared_target_fps(data_dir)}
+            "target_fps": prepared_target_fps(data_dir), "jpeg_decode": prepared_jpeg_decode(data_dir)}

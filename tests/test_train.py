@@ -68,7 +68,7 @@ def test_a_run_trains_classifier_and_view_model(prepared, tmp_path):
     for stem in ("A4C/last", "A4C/best", "view_classifier/best"):
         assert (run / f"{stem}.safetensors").is_file() and (run / f"{stem}.json").is_file()
     model = load_view_model(run / "A4C" / "best")
-    assert model.meta["data"] == {"synthetic": True, "dataset": prepared.name, "target_fps": 0.0} and model.meta["view"] == "A4C"
+    assert model.meta["data"] == {"synthetic": True, "dataset": prepared.name, "target_fps": 0.0, "jpeg_decode": "exact"} and model.meta["view"] == "A4C"
     assert set(model.meta["target_scaling"]) == {"t1", "t2", "ecv"}
     frame = predict_prepared(model, prepared, "test", "A4C", n_clips=2)
     assert frame[["wma_view", "wma"]].stack().between(0, 1).all()

@@ -105,7 +105,7 @@ if not sources:
 key = study_cache.study_key(sources)
 windows = published.windows_choice(meta, key)
 with st.status("Reading, de-identifying and classifying clips…", expanded=False) as status:
-    items = study_cache.ingest(key, tuple(sources))
+    items = study_cache.ingest(key, tuple(sources), study_cache.jpeg_recipe(bundle_path))
     exact = published.options(meta, key, sources, items, windows)
     mode = "" if exact is None else str(exact.windows)
     try:

@@ -14,13 +14,21 @@ def sha256(data: bytes) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=3600)
-def ingest(key: str, _sources: tuple) -> list:
-    """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)."""
+def ingest(key: str, _sources: tuple, jpeg_decode: str = "exact") -> list:
+    """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)
+    and the JPEG recipe they were decoded with (the bundle's: ``jpeg_recipe``)."""
     from echocmr.study_prediction import ingest_study
 
     from echocmr_app.guard import session_id
 
-    return ingest_study(list(_sources), session=session_id())
+    return ingest_study(list(_sources), session=session_id(), jpeg_decode=jpeg_decode)
+
+
+def jpeg_recipe(bundle_path: str) -> str:
+    """How the bundle's models want JPEG frames decoded ("exact" for the shipped and published ones)."""
+    from echocmr.study_prediction import bundle_jpeg_decode
+
+    return bundle_jpeg_decode(load_bundle(bundle_path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)

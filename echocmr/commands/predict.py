@@ -63,13 +63,13 @@ def _overrides(pairs: list[str]) -> dict[int, str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import active_bundle_dir, load_bundle
-    from ..study_prediction import ingest_study, predict_study
+    from ..study_prediction import bundle_jpeg_decode, ingest_study, predict_study
 
     started = time.perf_counter()
     bundle = load_bundle(str(args.model or active_bundle_dir()))
     loaded = time.perf_counter()
     sources = _sources(args)
-    items = ingest_study(sources)
+    items = ingest_study(sources, jpeg_decode=bundle_jpeg_decode(bundle))
     ingested = time.perf_counter()
     from ..clip_selection import MIN_VIEW_CONFIDENCE, SelectionPolicy
 

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-fps", type=float, default=0.0,
                    help="resample every clip to this frame rate (default 0: keep each file's own); "
                         "models trained on it resample uploads the same way")
+    p.add_argument("--exact-decode", action="store_true",
+                   help="decode JPEG frames at full resolution (default: libjpeg's reduced-scale decode where the "
+                        "sector stays >= 112 px); the recipe of the shipped and published models")
     p.add_argument("--view-classifier", type=Path, help="checkpoint stem of the view classifier that assigns views")
     p.add_argument("--use-known-views", action="store_true",
                    help="synthetic cohort only: take views from ground_truth/clips.csv instead of the classifier")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         labels=LabelConfig(pairing_window_days=args.window_days, t1_abnormal_ms=args.t1_ms,
                            t2_abnormal_ms=args.t2_ms, ecv_abnormal_pct=args.ecv_pct),
         seed=args.seed, use_known_views=args.use_known_views, workers=args.workers, target_fps=args.target_fps,
-        split_method=args.split_method,
+        split_method=args.split_method, jpeg_decode="exact" if args.exact_decode else "reduced",
     )
     manifest = prepare_dataset(sources, args.out, config, cluster=args.cluster)
     counts = manifest["status"].value_counts().to_dict()

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune the active view classifier on the clips confirmed on the View review page "
                         "(--data PREPARED; --classifier-epochs, --classifier-lr, --seed apply)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    p.add_argument("--shards", action="store_true",
+                   help="read training clips from the prepared folder's shards (`echocmr shard`), sequentially")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--run-name", help="run directory name (default: date-time-preset)")
     p.set_defaults(func=run)
@@ -66,6 +68,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
         changes["view_classifier"] = False
     if args.compile:
         changes["compile"] = True
+    if getattr(args, "shards", False):
+        changes["data_layout"] = "shards"
     model_fields = {"arch": args.arch, "width": args.width, "n_frames": args.frames,
                     "pretrained_path": init_weights_path(getattr(args, "init_weights", None))}
     model_changes = {k: v for k, v in model_fields.items() if v is not None}
@@ -126,6 +130,8 @@ def _validate(config: TrainConfig) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if config.num_workers < 0 or config.max_train_clips < 0 or config.classifier_epochs < 0:
         raise ConfigError("--num-workers, --max-train-clips and --classifier-epochs cannot be negative")
+    if config.data_layout not in ("files", "shards"):
+        raise ConfigError("data_layout must be 'files' or 'shards'")
     if not config.lr > 0 or config.classifier_lr < 0:
         raise ConfigError("--lr must be positive and --classifier-lr not negative")
     if not isinstance(config.model, ModelConfig) or config.model.n_frames < 1 or config.model.period < 1:

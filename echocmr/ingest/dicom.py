@@ -22,6 +22,7 @@ from ..config import IngestLimits
 from ..errors import InputError
 from . import gate
 from .gate import NATIVE_SYNTAXES, PARSE_ERRORS, quiet_pydicom
+from .reduced import decode_flag, reduced_shape
 from .sector import region_spacing_mm, sector_from_regions
 
 JPEG_FAST = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
@@ -55,6 +56,7 @@ class DicomSource:
         mono = self.h.samples == 1 and self.h.photometric != "PALETTE COLOR"
         self.colour_order = None if mono else ("BGR" if self.fast else "RGB")
         self._fragments: list[bytes] | None = None
+        self.scale = 1  # JPEG frames decoded at 1/scale (ingest.reduced); set by ``reduce``
         self._native: memoryview | None = None
         self._data = data
         self._locate_pixels(data, pos, syntax)
@@ -134,6 +136,13 @@ class DicomSource:
                              f"NumberOfFrames is {n} but the Pixel Data holds {len(frames)} frames")
         return frames
 
+    def reduce(self, scale: int) -> tuple[int, int]:
+        """Decode JPEG frames at 1/``scale`` from now on (fast path only); the new frame shape."""
+        if scale != 1 and not self.fast:
+            raise ValueError("only JPEG-baseline frames decode at a reduced scale")
+        self.scale = scale
+        return reduced_shape(self.shape, scale)
+
     def _decode_jpeg(self, i: int) -> np.ndarray:
         buf = self._fragments[i]
         n = self.h.frames
@@ -141,9 +150,8 @@ class DicomSource:
             raise InputError("corrupt_frame", f"frame {i + 1} of {n}: JPEG size disagrees with Rows/Columns")
         if buf.rstrip(b"\x00")[-2:] != b"\xff\xd9":
             raise InputError("corrupt_frame", f"frame {i + 1} of {n} is truncated (no JPEG end marker)")
-        flag = cv2.IMREAD_COLOR if self.colour_order else cv2.IMREAD_GRAYSCALE
-        img = cv2.imdecode(np.frombuffer(buf, np.uint8), flag)
-        if img is None or img.shape[:2] != self.shape:
+        img = cv2.imdecode(np.frombuffer(buf, np.uint8), decode_flag(self.scale, self.colour_order is not None))
+        if img is None or img.shape[:2] != reduced_shape(self.shape, self.scale):
             raise InputError("corrupt_frame", f"frame {i + 1} of {n} could not be decoded")
         return 255 - img if self.h.photometric == "MONOCHROME1" else img
 

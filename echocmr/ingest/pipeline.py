@@ -16,6 +16,7 @@ from ..errors import InputError
 from . import archive, burned_text, gate
 from .deid import pseudonym
 from .dicom import DicomSource
+from .reduced import check_mode, choose_scale, scaled_geometry
 from .resize import CropPlan, resample_indices
 from .sector import MotionStats, sector_from_pixels
 from .video import StillSource, VideoSource
@@ -71,7 +72,10 @@ def clip_from_bytes(data: bytes, *, limits: IngestLimits, salt: bytes, target_fp
         geom = src.sector()
         if geom is None:
             geom = _sector_from_pixels(src)
-        plan = CropPlan.build(geom, limits.clip_size, src.colour_order)
+        scale = _decode_scale(src, geom, limits)
+        frame_shape = src.reduce(scale) if scale > 1 else src.shape
+        frame_geom = scaled_geometry(geom, scale, src.shape)  # where the fan lies in decoded frames
+        plan = CropPlan.build(frame_geom, limits.clip_size, src.colour_order)
         firsts: list[np.ndarray] = []
         sampled, samples = burned_text.sample_indices(src.n_frames), []
 
@@ -86,10 +90,11 @@ def clip_from_bytes(data: bytes, *, limits: IngestLimits, salt: bytes, target_fp
         if not outs:
             raise InputError("corrupt_frame", "no frame could be decoded")
         frames, text_mask = _mask_burned_text(np.stack(outs), plan, samples)
-        previews = [plan.preview(firsts[0], src.shape, geom)] if firsts else []
+        previews = [plan.preview(firsts[0], frame_shape, frame_geom)] if firsts else []
         fps, fps_source = src.frame_rate()
         study, series, instance = src.uid_keys()
-        spacing = plan.spacing(src.spacing_mm())
+        original_mm = src.spacing_mm()
+        spacing = plan.spacing(None if original_mm is None else original_mm * scale)
         fmt = src.kind
     if target_fps is not None:
         frames = frames[resample_indices(len(frames), fps, target_fps)]
@@ -99,8 +104,16 @@ def clip_from_bytes(data: bytes, *, limits: IngestLimits, salt: bytes, target_fp
         pixel_spacing_mm=spacing, study_id=pseudonym(study_key or study, salt, "S"),
         series_id=pseudonym(series, salt, "R"), clip_id=pseudonym(instance, salt, "C"),
         source_format=fmt, preview=previews[0] if previews else None,
-        burned_text=burned_text.describe(text_mask),
+        burned_text=burned_text.describe(text_mask), decode_scale=scale,
     )
+
+
+def _decode_scale(src, geom, limits: IngestLimits) -> int:
+    """1, or the reduced JPEG scale (``ingest.reduced``) when the recipe asks for it and the
+    source is on the JPEG fast path."""
+    if check_mode(limits.jpeg_decode) == "exact" or not getattr(src, "fast", False):
+        return 1
+    return choose_scale(geom, limits.clip_size)
 
 
 def _mask_burned_text(frames: np.ndarray, plan: CropPlan, samples: list[np.ndarray]):
