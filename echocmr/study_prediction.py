@@ -174,8 +174,8 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
                                         "clips (moving images), not single frames")
     started = time.perf_counter()
     classifier = bundle.view_classifier
-    calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted]
-                           ) if accepted else []
+    calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted],
+                           fast_cpu=True) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
     per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy(), published, rejected)
@@ -222,7 +222,7 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
                 continue
         else:
             outputs = predict_clips(model, [inputs[c.index] for c in members],
-                                    n_clips=windows_per_clip(len(members), n_clips), batch_size=16)
+                                    n_clips=windows_per_clip(len(members), n_clips), batch_size=16, fast_cpu=True)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))
