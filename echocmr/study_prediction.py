@@ -142,12 +142,13 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "de
     never used (they may hold patient names); files are "file N". ``session`` (one per browser
     session) gives each user a fair turn at the shared decoders (``ingest.decoder_pool``).
     """
-    from .ingest import read_study_isolated
+    from .ingest.study_files import read_files_isolated
 
     salt = secrets.token_bytes(16)
     items: list = []
-    for number, (_, data) in enumerate(sources, start=1):
-        found = read_study_isolated(data, name=f"file {number}", salt=salt, session=session)
+    # The pool's decoders work on several files at once (ingest.study_files); order is kept.
+    per_file = read_files_isolated([data for _, data in sources], salt=salt, session=session)
+    for number, found in enumerate(per_file, start=1):
         for member, item in enumerate(found, start=1):
             name = f"file {number}" if len(found) == 1 else f"file {number}, item {member}"
             items.append(dataclasses.replace(item, index=len(items), display_name=name))

@@ -102,3 +102,23 @@ def test_cpu_batches_grow_only_for_small_models():
     assert inference_batch_size(_model("r2plus1d_18", 8, 32), 16) == 16  # R(2+1)D-18: the caller's batch
     # a smaller request is raised only to what fits the budget (5 R(2+1)D-18 windows of 32 frames)
     assert inference_batch_size(_model("r2plus1d_18", 8, 32), 2) == CPU_BATCH_ELEMENTS // (2 * 64 * 32 * 56 * 56) == 5
+
+
+def test_study_files_decode_side_by_side_in_order(tmp_path):
+    """Files read by the pool's workers at once come back in the sources' order, each the same
+    clip (frames and pseudonyms) a one-at-a-time read gives, a bad file failing alone."""
+    from echocmr.ingest import read_study_isolated
+    from echocmr.ingest.study_files import read_files_isolated
+
+    good = [write_dicom(tmp_path / f"{k}.dcm", make_scene(64, 80, n_frames=6 + k, seed=k)).read_bytes() for k in range(3)]
+    sources = [good[0], b"not an echo file", good[1], good[2]]
+    salt = b"s" * 16
+    together = read_files_isolated(sources, salt=salt, session="speed-test")
+    assert [len(found) for found in together] == [1, 1, 1, 1]
+    assert together[1][0].clip is None and together[1][0].error.code == "unknown_format"
+    for number, (data, found) in enumerate(zip(sources, together), start=1):
+        alone = read_study_isolated(data, name=f"file {number}", salt=salt, session="speed-test")[0]
+        assert found[0].display_name == alone.display_name == f"file {number}"
+        if alone.clip is not None:
+            assert np.array_equal(found[0].clip.frames, alone.clip.frames)
+            assert found[0].clip.clip_id == alone.clip.clip_id and found[0].clip.n_frames == 6 + [0, 0, 1, 2][number - 1]
