@@ -122,3 +122,45 @@ def test_study_files_decode_side_by_side_in_order(tmp_path):
         if alone.clip is not None:
             assert np.array_equal(found[0].clip.frames, alone.clip.frames)
             assert found[0].clip.clip_id == alone.clip.clip_id and found[0].clip.n_frames == 6 + [0, 0, 1, 2][number - 1]
+
+
+def _static_text_mask_before(crops, fan):
+    """``burned_text.static_text_mask`` as it was (float diff for stills, ``np.isin`` for specks)."""
+    import cv2
+
+    from echocmr.ingest import burned_text as bt
+
+    if len(crops) < bt.MIN_FRAMES:
+        return None
+    stack = np.stack(crops).astype(np.float32)
+    if float(np.abs(np.diff(stack, axis=0)).max()) == 0.0:
+        return None
+    std, mean = stack.std(axis=0), stack.mean(axis=0)
+    box = (bt.NEIGHBOURHOOD_PX, bt.NEIGHBOURHOOD_PX)
+    around = cv2.blur(std, box)
+    brighter = mean - cv2.blur(mean, box) >= bt.CONTRAST
+    text = (std < bt.STATIC_STD) & (mean >= bt.MIN_TEXT_GREY) & ((around >= bt.MOVING_STD) | brighter) & (fan > 0)
+    kernel = np.ones((3, 3), np.uint8)
+    mask = cv2.morphologyEx(text.astype(np.uint8) * 255, cv2.MORPH_CLOSE, kernel)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    mask[np.isin(labels, np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < bt.MIN_COMPONENT_PX))] = 0
+    return cv2.bitwise_and(cv2.dilate(mask, kernel), fan)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_burned_text_mask_is_the_same_as_before(seed):
+    from echocmr.ingest.burned_text import static_text_mask
+
+    rng = np.random.default_rng(seed)
+    h, w = 180, 240
+    fan = np.zeros((h, w), np.uint8)
+    fan[10:, 20:220] = 255
+    crops = [rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(16)]
+    for crop in crops:  # static text strokes, isolated static specks, still dark blood pool
+        crop[40:46, 60:140] = 150
+        crop[100:140, 80:160] = 10
+        crop[120:123, 90:130] = 160
+        crop[::17, ::23] = 200
+    after, before = static_text_mask(crops, fan), _static_text_mask_before(crops, fan)
+    assert np.array_equal(after, before) and after.any()
+    assert static_text_mask([crops[0]] * 8, fan) is None and _static_text_mask_before([crops[0]] * 8, fan) is None
