@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/bootstrap.py
 	$(PY) bench/predict_cpu.py
+	$(PY) bench/study_cpu.py
 	$(PY) bench/robustness.py
 	$(PY) bench/faults.py
 	$(PY) bench/loader.py

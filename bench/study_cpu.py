@@ -5,6 +5,9 @@ The study is synthetic (``echocmr synth --full-studies``: several clips per view
 colour and Doppler clips, stills; 480 x 640 frames) and written once to a temporary folder; its
 generation is not timed. Timed: reading the files, ingestion (decode, de-identify, resize),
 view classification of every clip, the view models on the clips that feed them, fusion.
+Per run it prints each stage's wall seconds and the CPU-seconds of ingestion (this process plus
+the isolated decoder workers) and of prediction, with the load average: on a shared machine the
+wall clock measures the other tenants too, the CPU-seconds much less so.
 Last line: ``seconds: <median over runs>``.
 
     python bench/study_cpu.py [--files 60] [--runs 3] [--size 480x640]
@@ -13,6 +16,7 @@ Last line: ``seconds: <median over runs>``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -69,9 +73,11 @@ def main() -> int:
         one_run(files[:3], bundle)  # warm-up: the decoder worker and first-call allocations
         times = []
         for _ in range(args.runs):
+            load = os.getloadavg()[0]
             total, parts, result = one_run(files, bundle)
             times.append(total)
-            print(f"run: {total:.2f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + ")")
+            print(f"run: {total:.2f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+                  + f"); load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     fed = sum(1 for c in result.clips if c.used_for)
     print(f"files: {len(files)}; clips read: {len(result.clips)}; rejected: {len(result.rejected)}; "
           f"fed a view model: {fed} ({', '.join(f'{v} {len(n)}' for v, n in result.to_json()['views_fed'].items())})")

@@ -172,13 +172,14 @@ def ingest_study(sources: Sequence[tuple[str, bytes | Path]], session: str = "de
     published models.
     """
     from .config import IngestLimits
-    from .ingest import read_study_isolated
+    from .ingest.study_files import read_files_isolated
 
     limits = IngestLimits(jpeg_decode=jpeg_decode)
     salt = secrets.token_bytes(16)
     items: list = []
-    for number, (_, data) in enumerate(sources, start=1):
-        found = read_study_isolated(data, name=f"file {number}", salt=salt, session=session, limits=limits)
+    # The pool's decoders work on several files at once (ingest.study_files); order is kept.
+    per_file = read_files_isolated([data for _, data in sources], salt=salt, session=session, limits=limits)
+    for number, found in enumerate(per_file, start=1):
         for member, item in enumerate(found, start=1):
             name = f"file {number}" if len(found) == 1 else f"file {number}, item {member}"
             items.append(dataclasses.replace(item, index=len(items), display_name=name))
@@ -205,8 +206,8 @@ def predict_study(items: list, bundle: ModelBundle, view_overrides: dict[int, st
                                         "clips (moving images), not single frames")
     started = time.perf_counter()
     classifier = bundle.view_classifier
-    calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted]
-                           ) if accepted else []
+    calls = classify_views(classifier, [at_model_rate(i.clip.frames, i.clip.fps, classifier) for i in accepted],
+                           fast_cpu=True) if accepted else []
     classified = time.perf_counter()
     clips = [_clip_prediction(item, call, overrides.get(item.index)) for item, call in zip(accepted, calls)]
     per_view = _run_view_models(clips, bundle, n_clips, policy or SelectionPolicy(), published, rejected)
@@ -256,7 +257,7 @@ def _run_view_models(clips: list[ClipPrediction], bundle: ModelBundle, n_clips: 
                 continue
         else:
             outputs = predict_clips(model, [inputs[c.index] for c in members],
-                                    n_clips=windows_per_clip(len(members), n_clips), batch_size=16)
+                                    n_clips=windows_per_clip(len(members), n_clips), batch_size=16, fast_cpu=True)
         for clip, row in zip(members, outputs):
             clip.predictions = dict(zip(model.outputs, map(float, row)))
         per_view[view] = dict(zip(model.outputs, map(float, np.mean(outputs, axis=0))))

@@ -42,9 +42,10 @@ def static_text_mask(crops: list[np.ndarray], fan: np.ndarray) -> np.ndarray | N
     """uint8 (h, w), 255 = static text inside ``fan`` (uint8, 255 inside); None: not checkable."""
     if len(crops) < MIN_FRAMES:
         return None
-    stack = np.stack(crops).astype(np.float32)
-    if float(np.abs(np.diff(stack, axis=0)).max()) == 0.0:  # the same frame repeated: a still
+    grey = np.stack(crops)
+    if not np.any(grey[1:] != grey[:-1]):  # the same frame repeated: a still
         return None
+    stack = grey.astype(np.float32)
     std, mean = stack.std(axis=0), stack.mean(axis=0)
     # The neighbourhood's typical motion: a static pixel amid moving tissue is an overlay.
     box = (NEIGHBOURHOOD_PX, NEIGHBOURHOOD_PX)
@@ -56,8 +57,8 @@ def static_text_mask(crops: list[np.ndarray], fan: np.ndarray) -> np.ndarray | N
     mask = cv2.morphologyEx(text.astype(np.uint8) * 255, cv2.MORPH_CLOSE, kernel)
     # Tissue has isolated static pixels (saturated or black speckle); glyphs are strokes.
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX)
-    mask[np.isin(labels, small)] = 0
+    small = stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX  # per label (a lookup: one pass)
+    mask[small[labels]] = 0
     return cv2.bitwise_and(cv2.dilate(mask, kernel), fan)
 
 
