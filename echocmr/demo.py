@@ -69,7 +69,10 @@ def build_demo_assets(out: Path, config: DemoConfig = DemoConfig(), work: Path |
     else:
         generate_cohort(synth, cohort)
     sources = PrepareSources.from_cohort(cohort, known_views=cohort / "ground_truth" / "clips.csv")
-    prepare_config = PrepareConfig(seed=config.seed, use_known_views=True, split_fractions=config.split_fractions)
+    # Exact JPEG decoding: the shipped model's recipe, so uploads on the Predict page are decoded
+    # the way its training clips were (at 240x320 the sector is too small for a reduced decode anyway).
+    prepare_config = PrepareConfig(seed=config.seed, use_known_views=True, split_fractions=config.split_fractions,
+                                   jpeg_decode="exact")
     prepare_dataset(sources, prepared, prepare_config, salt=f"demo-{config.seed}".encode())
     train_config = PRESETS[config.preset]
     if config.epochs:
