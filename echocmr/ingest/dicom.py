@@ -66,7 +66,8 @@ class DicomSource:
 
     def __exit__(self, *exc) -> None:
         self.ds = self.header = None
-        self._fragments = self._native = self._data = None
+        self._fragments = self._native = None
+        self._data = b""
 
     # -- metadata -----------------------------------------------------------------------
     def sector(self):
@@ -91,7 +92,8 @@ class DicomSource:
         if all(keys):
             return keys
         digest = hashlib.sha256(self._data).hexdigest()  # only when a UID is missing
-        return tuple(k or digest for k in keys)
+        study, series, instance = (k or digest for k in keys)
+        return study, series, instance
 
     # -- pixels -------------------------------------------------------------------------
     def _locate_pixels(self, data: bytes, pos: int, syntax: str) -> None:
@@ -144,6 +146,8 @@ class DicomSource:
         return reduced_shape(self.shape, scale)
 
     def _decode_jpeg(self, i: int) -> np.ndarray:
+        if self._fragments is None:
+            raise InputError("corrupt_frame", "the file holds no JPEG frames")
         buf = self._fragments[i]
         n = self.h.frames
         if gate.jpeg_dims(buf) != self.shape:
@@ -176,6 +180,8 @@ class DicomSource:
         """
         rows, cols, per = self.h.rows, self.h.cols, self._frame_bytes
         pi = self.h.photometric
+        if self._native is None:
+            raise InputError("corrupt_frame", "the file holds no uncompressed frames")
         if self.h.sample_bytes == 2:  # 16-bit palette indices, in the syntax's byte order
             words = np.frombuffer(self._native[i * per:(i + 1) * per], ">u2" if self._big_endian else "<u2")
             return self._palette(words.reshape(rows, cols).astype(np.uint16), i)
@@ -190,10 +196,10 @@ class DicomSource:
             y = q[..., :2].reshape(rows, cols)
             ycrcb = np.dstack([y, np.repeat(q[..., 3], 2, axis=1), np.repeat(q[..., 2], 2, axis=1)])
             return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
-        arr = flat.reshape(3, rows, cols).transpose(1, 2, 0) if self.h.planar == 1 else flat.reshape(rows, cols, 3)
+        colour = flat.reshape(3, rows, cols).transpose(1, 2, 0) if self.h.planar == 1 else flat.reshape(rows, cols, 3)
         if pi in ("YBR_FULL", "YBR_ICT", "YBR_RCT"):
-            return cv2.cvtColor(np.ascontiguousarray(arr[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
-        return np.ascontiguousarray(arr)
+            return cv2.cvtColor(np.ascontiguousarray(colour[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
+        return np.ascontiguousarray(colour)
 
     def _palette(self, idx: np.ndarray, i: int) -> np.ndarray:
         try:

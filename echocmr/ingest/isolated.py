@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from ..clip import Clip
 from ..config import IngestLimits
@@ -76,6 +77,14 @@ class Decoded:
     error: InputError | None
     peak_rss_bytes: int | None
     seconds: float
+
+    def clip_or_raise(self) -> Clip:
+        """The clip, or the file's ``InputError``."""
+        if self.error is not None:
+            raise self.error
+        if self.clip is None:  # a reply always holds one or the other
+            raise InputError("decoder_failed", "the decoder returned neither a clip nor an error")
+        return self.clip
 
 
 # ---------------------------------------------------------------- worker side
@@ -167,6 +176,7 @@ def _decode_one(request: tuple, limits: IngestLimits) -> tuple:
 
     data, salt, target_fps, study_key, fault = request
     _reset_peak()
+    reply: tuple[Any, ...]
     try:
         if fault:
             _inject(fault, limits)
@@ -217,8 +227,8 @@ class IsolatedDecoder:
     def __init__(self, limits: IngestLimits = IngestLimits()):
         self.limits = limits
         self._lock = threading.Lock()
-        self._proc = None
-        self._conn = None
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Any = None  # the parent end of the worker's Pipe while it runs
         self.tmp: str | None = None  # the current worker's private temporary folder
         _LIVE.add(self)  # stopped at interpreter exit, whoever created it
 
@@ -276,13 +286,16 @@ class IsolatedDecoder:
         if self._proc is None or not self._proc.is_alive():
             self._stop()
             self._start()
+        proc, conn = self._proc, self._conn
+        if proc is None or conn is None:  # _start sets both, or raises
+            raise RuntimeError("the decoder worker did not start")
         try:
-            self._conn.send(request)
-            if not self._conn.poll(self.limits.worker_timeout_s):
-                peak = _proc_peak(self._proc.pid)
+            conn.send(request)
+            if not conn.poll(self.limits.worker_timeout_s):
+                peak = _proc_peak(proc.pid) if proc.pid is not None else None
                 self._stop()
                 return ("error", "decoder_timeout", _LIMIT_MESSAGES["decoder_timeout"], peak)
-            return _safe_loads(self._conn.recv_bytes(_reply_cap(self.limits)))
+            return _safe_loads(conn.recv_bytes(_reply_cap(self.limits)))
         except (EOFError, OSError, pickle.UnpicklingError):  # the worker died mid-file (BrokenPipeError is an OSError)
             last = self._last_words()
             code = self._stop()
@@ -367,10 +380,7 @@ def read_clip_isolated(source, *, limits: IngestLimits = IngestLimits(), salt: b
     from .decoder_pool import pool_for
 
     data = gate.read_bounded(source, limits)  # size checks before any byte crosses the pipe
-    result = pool_for(limits).decode(data, session=session, salt=salt, target_fps=target_fps)
-    if result.error is not None:
-        raise result.error
-    return result.clip
+    return pool_for(limits).decode(data, session=session, salt=salt, target_fps=target_fps).clip_or_raise()
 
 
 def read_study_isolated(source, *, name: str = "upload", limits: IngestLimits = IngestLimits(),
@@ -383,10 +393,7 @@ def read_study_isolated(source, *, name: str = "upload", limits: IngestLimits = 
     pool = pool_for(limits)
 
     def decode(blob: bytes, *, limits: IngestLimits, salt: bytes, study_key: str | None = None) -> Clip:
-        result = pool.decode(blob, session=session, salt=salt, study_key=study_key)
-        if result.error is not None:
-            raise result.error
-        return result.clip
+        return pool.decode(blob, session=session, salt=salt, study_key=study_key).clip_or_raise()
 
     return read_study_with(decode, source, name, limits, salt)
 

@@ -94,7 +94,7 @@ class CropPlan:
         """uint8 (H', W', 3) RGB: the de-identified grey frame, sector outlined, ≤480 px tall."""
         rows, cols = shape
         x0, y0, x1, y1 = self.box
-        full = np.zeros((rows, cols), np.uint8)
+        full: np.ndarray = np.zeros((rows, cols), np.uint8)
         full[y0:y1, x0:x1] = self.clean(frame)
         scale = min(1.0, PREVIEW_MAX_HEIGHT / rows)
         if scale < 1.0:

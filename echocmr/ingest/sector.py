@@ -129,7 +129,7 @@ class MotionStats:
         self.first: np.ndarray | None = None
 
     def add(self, grey: np.ndarray) -> None:
-        if self.lo is None:
+        if self.lo is None or self.hi is None:
             self.lo, self.hi, self.first = grey.copy(), grey.copy(), grey.copy()
         else:
             cv2.min(self.lo, grey, dst=self.lo)
@@ -139,7 +139,7 @@ class MotionStats:
 
 def sector_from_pixels(stats: MotionStats) -> SectorGeometry:
     """Fit a fan to what moves (≥2 frames) or to what is bright (a still)."""
-    if stats.lo is None:
+    if stats.lo is None or stats.hi is None or stats.first is None:
         raise InputError("no_sector", "no frames to locate the sector in")
     if stats.count >= 2:
         rng = cv2.subtract(stats.hi, stats.lo)
@@ -147,9 +147,9 @@ def sector_from_pixels(stats: MotionStats) -> SectorGeometry:
         # Relative to how much the sector itself moves: JPEG ringing just outside the fan
         # flickers too, but far less than speckle does.
         thr = max(MOTION_THRESHOLD, 0.2 * float(np.median(moving))) if moving.size else MOTION_THRESHOLD
-        raw = rng > thr
+        raw: np.ndarray = rng > thr
     else:
-        raw = stats.first > STILL_THRESHOLD
+        raw = np.asarray(stats.first > STILL_THRESHOLD)
     mask = _largest_blob(raw)
     rows, cols = mask.shape
     if mask.sum() < MIN_AREA_FRACTION * rows * cols:
@@ -169,7 +169,7 @@ def _largest_blob(raw: np.ndarray) -> np.ndarray:
     speckle) and opening (drops text strokes, thin ECG lines)."""
     rows, cols = raw.shape
     k = max(3, min(rows, cols) // 80) | 1
-    m = raw.astype(np.uint8)
+    m: np.ndarray = raw.astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)

@@ -139,7 +139,7 @@ class StillSource:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._img = None
+        self._img = np.empty((0, 0, 3), np.uint8)  # drop the decoded image
 
     def sector(self):
         return None
