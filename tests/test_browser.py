@@ -315,7 +315,8 @@ def test_train_start_watch_stop(page, dashboard, home):
     _watch_progress(page)
     assert run_control.list_runs(runs_dir)[0].pid == trainer  # the same process, never restarted
 
-    page.get_by_role("button", name="Stop").click()
+    # The page's own Stop (while a rerun is in flight Streamlit's header shows a "Stop" button too).
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
     page.get_by_text("stopped").first.wait_for(timeout=90_000)
     (run,) = run_control.list_runs(runs_dir)
     assert run.state == "stopped"
