@@ -39,13 +39,18 @@ run-network: $(STAMP) checkpoints/default/bundle.json
 	@test -f .streamlit/secrets.toml || { echo "network mode needs .streamlit/secrets.toml with an [auth] section (README, Security)"; exit 1; }
 	ECHOCMR_AUTH=oidc $(VENV)/bin/streamlit run dashboard/Home.py --server.address 0.0.0.0 --server.allowedHosts $(HOST)
 
+# Two pytest-xdist workers (one per core); a test module stays on one worker (--dist loadscope),
+# so its module fixtures (a Streamlit server, a cohort) are built once. tests/conftest.py shares
+# the session fixtures between the workers. One process instead: make test XDIST=
+XDIST ?= -n 2 --dist loadscope
+
 # Lint and type-check the package, then every test (browser and slow ones included), slowest 15 listed.
 test: lint
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest $(XDIST) --durations=15
 
 # The quick run to use while working: no browser, no slow fault/demo tests (<= 90 s on 2 cores).
 test-fast: $(TEST_STAMP)
-	$(PY) -m pytest -m "not slow and not browser" --durations=15
+	$(PY) -m pytest $(XDIST) -m "not slow and not browser" --durations=15
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check echocmr

@@ -76,13 +76,13 @@ class LocalPool:
 class DaskCluster:
     """Tasks on a running Dask distributed scheduler at ``address`` (``tcp://host:port``)."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, connect_timeout_s: float = 30.0):
         try:
             from distributed import Client
         except ImportError as exc:
             raise ConfigError("--cluster needs Dask distributed: pip install 'echocmr[cluster]'") from exc
         try:
-            self._client = Client(address, timeout="30s", set_as_default=False)
+            self._client = Client(address, timeout=f"{connect_timeout_s}s", set_as_default=False)
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
 
@@ -140,12 +140,13 @@ def _windowed(submit: Callable[[Any], Any], first_done: Callable[[set], Any], it
 
 
 def make_executor(workers: int = 0, cluster: str = "", n_items: int | None = None,
-                  threads: bool = False) -> Executor:
+                  threads: bool = False, connect_timeout_s: float = 30.0) -> Executor:
     """The cluster when an address is given, else a local pool (in-process for 1 worker or
     fewer than 4 items, where starting processes costs more than it saves); ``threads``: a
-    thread pool, for work that runs in isolated processes of its own."""
+    thread pool, for work that runs in isolated processes of its own. ``connect_timeout_s``:
+    how long to wait for the Dask scheduler before giving up."""
     if cluster:
-        return DaskCluster(cluster)
+        return DaskCluster(cluster, connect_timeout_s)
     if workers == 1 or (n_items is not None and n_items < 4):
         return InProcess()
     return LocalPool(workers, threads=threads)

@@ -8,14 +8,13 @@ the system's Chromium.
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from dashboard_server import Dashboard, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -27,6 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 MAX_SCREENSHOT_BYTES = 400_000
+_free_port = free_port  # the name other browser modules imported before tests/dashboard_server.py
 
 # `make test` installs playwright and .ci/run installs Debian's chromium: missing pieces are a
 # broken set-up and fail loudly rather than skip the only real-browser coverage.
@@ -40,12 +40,6 @@ def _cli(*args: str, env: dict) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A private ECHOCMR_HOME holding a small prepared synthetic data set."""
@@ -56,45 +50,6 @@ def home(tmp_path_factory):
     _cli("prepare", "--cohort", str(home / "cohorts" / "small"), "--out", str(home / "prepared" / "small"),
          "--use-known-views", env=env)
     return home
-
-
-class Dashboard:
-    """`streamlit run dashboard/Home.py` on a free port chosen once, so it can be restarted mid-test."""
-
-    def __init__(self, home: Path):
-        self.home, self.port = home, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        # The app's own temp folder: the PHI sweep reads what this app wrote, not the machine's /tmp.
-        self.tmp = self.home / "app-tmp"
-        self.tmp.mkdir(exist_ok=True)
-        env = dict(os.environ, ECHOCMR_HOME=str(self.home), TMPDIR=str(self.tmp), TEMP=str(self.tmp),
-                   TMP=str(self.tmp))
-        env.pop("ECHOCMR_MODEL", None)
-        with open(self.home / "streamlit.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.port", str(self.port),
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).status == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        pytest.fail("streamlit did not start: " + (self.home / "streamlit.log").read_text()[-2000:])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +315,8 @@ def test_train_start_watch_stop(page, dashboard, home):
     _watch_progress(page)
     assert run_control.list_runs(runs_dir)[0].pid == trainer  # the same process, never restarted
 
-    page.get_by_role("button", name="Stop").click()
+    # The page's own Stop (while a rerun is in flight Streamlit's header shows a "Stop" button too).
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
     page.get_by_text("stopped").first.wait_for(timeout=90_000)
     (run,) = run_control.list_runs(runs_dir)
     assert run.state == "stopped"

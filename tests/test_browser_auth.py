@@ -7,14 +7,11 @@ reaches the training actions, and the action (a synthesis the disk quota refuses
 
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, wait_idle
+from dashboard_server import Dashboard
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, wait_idle
 
 import oidc_provider_mock  # the `test` extra installs it: missing is a broken set-up, not a skip
 from playwright import sync_api
@@ -33,41 +30,21 @@ def provider():
 @pytest.fixture(scope="module")
 def app(provider, tmp_path_factory):
     root = tmp_path_factory.mktemp("auth")
-    home, fake_home, port = root / "echocmr-home", root / "user-home", _free_port()
+    home, fake_home = root / "echocmr-home", root / "user-home"
     (fake_home / ".streamlit").mkdir(parents=True)
-    url = f"http://localhost:{port}"
-    # Streamlit reads ~/.streamlit/secrets.toml: the test's own, never the repository's.
-    (fake_home / ".streamlit" / "secrets.toml").write_text(
-        f'[auth]\nredirect_uri = "{url}/oauth2callback"\ncookie_secret = "{os.urandom(16).hex()}"\n'
-        f'client_id = "echocmr"\nclient_secret = "not-a-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
     roles = root / "roles.toml"
     roles.write_text(f'researchers = ["{RESEARCHER}"]\nviewers = ["{VIEWER}"]\n')
-    env = dict(os.environ, HOME=str(fake_home), ECHOCMR_HOME=str(home), ECHOCMR_AUTH="oidc",
-               ECHOCMR_ROLES=str(roles), ECHOCMR_DISK_MARGIN_BYTES=str(10**18))
-    env.pop("ECHOCMR_MODEL", None)
-    home.mkdir()
-    with open(root / "streamlit.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.port",
-                                 str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("streamlit did not start: " + (root / "streamlit.log").read_text()[-2000:])
-        yield url, home
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # localhost, as the provider's redirect URI names it: the sign-in cookie is set for that host.
+    dashboard = Dashboard(home, host="localhost", env={
+        "HOME": str(fake_home), "ECHOCMR_AUTH": "oidc", "ECHOCMR_ROLES": str(roles),
+        "ECHOCMR_DISK_MARGIN_BYTES": str(10**18)})
+    # Streamlit reads ~/.streamlit/secrets.toml: the test's own, never the repository's.
+    (fake_home / ".streamlit" / "secrets.toml").write_text(
+        f'[auth]\nredirect_uri = "{dashboard.url}/oauth2callback"\ncookie_secret = "{os.urandom(16).hex()}"\n'
+        f'client_id = "echocmr"\nclient_secret = "not-a-secret"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
+    with dashboard:
+        yield dashboard.url, home
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,13 @@ password never appears on the page."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from orthanc_server import PASSWORD, USER, free_port, needs_orthanc, start_orthanc
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, screenshot, wait_idle
+from dashboard_server import Dashboard
+from orthanc_server import PASSWORD, USER, needs_orthanc, start_orthanc
+from test_browser import CHROMIUM, CHROMIUM_ARGS, screenshot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_orthanc]
 
@@ -47,33 +43,8 @@ def app(pacs, tmp_path_factory):
     secrets = home / "secrets.toml"
     secrets.write_text(f'[pacs]\nurl = "{server.dicomweb}"\nauth = "basic"\nusername = "{USER}"\n'
                        f'password = "{PASSWORD}"\n')
-    port = free_port()
-    env = dict(os.environ, ECHOCMR_HOME=str(home))
-    env.pop("ECHOCMR_MODEL", None)
-    with open(home / "streamlit.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("streamlit did not start: " + (home / "streamlit.log").read_text()[-2000:])
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with Dashboard(home, args=["--secrets.files", str(secrets)]) as dashboard:
+        yield dashboard.url
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from dashboard_server import Dashboard
 from prepared_factory import make_prepared
-from test_browser import CHROMIUM, CHROMIUM_ARGS, Dashboard, screenshot, sync_api, wait_idle
+from test_browser import CHROMIUM, CHROMIUM_ARGS, screenshot, sync_api, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

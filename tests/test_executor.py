@@ -84,7 +84,8 @@ def test_the_cluster_maps_every_item_with_a_bounded_window(cluster):
 
 def test_an_unreachable_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="cannot reach"):
-        make_executor(cluster="tcp://127.0.0.1:1")
+        # Nothing listens on port 1: a short connect timeout says so without waiting the default 30 s.
+        make_executor(cluster="tcp://127.0.0.1:1", connect_timeout_s=2.0)
 
 
 @pytest.mark.slow

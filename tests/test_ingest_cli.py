@@ -99,12 +99,8 @@ def test_cli_zip_input(scene, tmp_path, capsys):
 # -- the synthetic cohort ------------------------------------------------------------------
 
 
-def test_ingest_every_file_of_a_small_synthetic_cohort(tmp_path_factory, caplog):
-    from echocmr.config import SynthConfig
-    from echocmr.synth import generate_cohort
-
-    root = tmp_path_factory.mktemp("cohort")
-    generate_cohort(SynthConfig.small(), root)
+def test_ingest_every_file_of_a_small_synthetic_cohort(small_cohort, caplog):
+    root = small_cohort  # tests/conftest.py: SynthConfig.small(), written once per session
     rows = list(csv.DictReader(open(root / "ground_truth" / "clips.csv", newline="")))
     assert rows
     phi_cols = [c for c in rows[0] if c.startswith("phi_")]

@@ -34,10 +34,8 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(SynthConfig.small(), out)
-    return out
+def cohort(small_cohort) -> Path:
+    return small_cohort  # tests/conftest.py: SynthConfig.small(), written once per session
 
 
 def _heart(score: int = 0, t1: float = 1020.0) -> HeartState:
