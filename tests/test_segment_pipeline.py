@@ -28,6 +28,13 @@ def segment_bundle(tiny_bundle, tmp_path_factory) -> Path:
     shutil.copytree(tiny_bundle, bundle)
     for suffix in (".json", ".safetensors"):
         shutil.copy2(DEFAULT / f"view_classifier{suffix}", bundle / f"view_classifier{suffix}")
+    # The shipped classifier records the exact-decode recipe; at this cohort's 192x256 frames the
+    # sector is too small for a reduced decode, so both recipes give the same pixels: record the
+    # view models' recipe so the bundle is served as one (study_prediction.bundle_jpeg_decode).
+    recipe = json.loads((bundle / "A4C.json").read_text())["data"].get("jpeg_decode", "exact")
+    meta = json.loads((bundle / "view_classifier.json").read_text())
+    meta.setdefault("data", {})["jpeg_decode"] = recipe
+    (bundle / "view_classifier.json").write_text(json.dumps(meta))
     return bundle
 
 
@@ -109,13 +116,13 @@ def test_predict_json_has_segment_probabilities(tiny_bundle, synthetic_cohort, c
 
 
 @pytest.fixture(scope="module")
-def old_bundle(tiny_bundle, tmp_path_factory) -> Path:
-    """The tiny bundle as a bundle from before segments: view models with the ten target outputs
-    only (the head's first ten rows, re-saved as a normal checkpoint), no segment results."""
+def old_bundle(segment_bundle, tmp_path_factory) -> Path:
+    """The segment bundle as a bundle from before segments: view models with the ten target
+    outputs only (the head's first ten rows, re-saved as a normal checkpoint), no segment results."""
     from echocmr.checkpoint import load_checkpoint, save_checkpoint
 
     old = tmp_path_factory.mktemp("old") / "bundle"
-    shutil.copytree(tiny_bundle, old)
+    shutil.copytree(segment_bundle, old)
     for view in VIEW_SEGMENTS:
         module, meta = load_checkpoint(old / view)
         state = module.state_dict()
