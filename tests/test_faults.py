@@ -121,6 +121,7 @@ def _assert_matches_reference(run: Path, reference: Path, epochs: int = EPOCHS) 
 # ----------------------------------------------------------------------------- 1. kill -9 at random moments
 
 @pytest.mark.slow  # trains in child processes against a many-epoch reference run
+@pytest.mark.timeout(1800)  # shares 2 cores with the other xdist worker in CI
 def test_random_kill9_loop_resumes_to_the_uninterrupted_result(prepared, reference, tmp_path):
     epoch_s = max(r["seconds"] for r in read_json_lines(reference / "metrics.jsonl"))
     stats = fh.kill_loop(prepared, tmp_path, "killed", KILLS, EPOCHS, max_delay=1.5 * epoch_s + 0.3,
@@ -144,6 +145,7 @@ WRITE_KILLS = [
 
 
 @pytest.mark.slow  # trains in child processes against a many-epoch reference run
+@pytest.mark.timeout(1800)  # shares 2 cores with the other xdist worker in CI
 def test_kill_inside_checkpoint_writes_keeps_the_previous_checkpoint(prepared, reference, tmp_path):
     run, log, epochs = tmp_path / "run", tmp_path / "run.out", len(WRITE_KILLS)
     for i, (point, name, nth) in enumerate(WRITE_KILLS):
