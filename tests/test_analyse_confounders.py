@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,13 @@ def test_confounders_cli_on_the_shipped_bundle(tmp_path, capsys):
     assert "WMA-negative" in capsys.readouterr().out
     record = json.loads((out / "confounders.json").read_text())
     wma = [r for r in record["incremental"] if r["target"] == "wma"]
-    assert record["synthetic"] is True and wma and wma[0]["lr_p"] < 0.05
+    # The covariates rebuilt from the demo cohort's seed (no rendering) give the shipped analysis,
+    # which was run on the prepared cohort itself: the same likelihood-ratio tests.
+    shipped = json.loads(Path("checkpoints/default/results/analyses/confounders.json").read_text())
+    shipped_wma = [r for r in shipped["incremental"] if r["target"] == "wma"]
+    assert record["synthetic"] is True and wma and len(wma) == len(shipped_wma)
+    for ours, theirs in zip(wma, shipped_wma):
+        assert ours["covariates"] == theirs["covariates"] and ours["lr_p"] == pytest.approx(theirs["lr_p"], rel=1e-6)
     assert {r["stratum"] for r in record["rows"]} >= {"WMA-negative", "LVEF ≥ 50 %"}
     assert not any(r["target"] == "wma" and r["stratum"] == "WMA-negative" for r in record["rows"])
     assert all(math.isfinite(r["auroc"]) for r in record["rows"] if r["target"] == "wma")

@@ -84,8 +84,9 @@ def test_each_epoch_reaches_the_loader_workers(sharded):
     from echocmr.train_tasks import build_task_data, plan_tasks
 
     config = dataclasses.replace(TINY, num_workers=1)
-    task = plan_tasks(config)[0]
-    data = build_task_data(task, config, sharded, P.read_manifest(sharded), None)
+    manifest = P.read_manifest(sharded)
+    task = plan_tasks(config, manifest.columns)[0]  # the view models' outputs this manifest labels
+    data = build_task_data(task, config, sharded, manifest, None)
     stream, loader = train_input(data.train_set, config, make_runtime(config, DistContext()), 0)
     orders = []
     for epoch in (1, 2):
