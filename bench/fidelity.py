@@ -41,10 +41,10 @@ def _diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 def fidelity_rows(files: list[Path], root: Path) -> list[dict]:
     """One dict per JPEG-baseline file that decoded at a reduced scale."""
     from echocmr.model_runner import load_view_model, predict_clips
-    from echocmr.targets import TARGETS_BY_NAME
+    from echocmr.targets import output_kind
 
     model = load_view_model(root / "checkpoints" / "default" / "A4C")
-    binary = [i for i, name in enumerate(model.outputs) if TARGETS_BY_NAME[name].kind == "binary"]
+    binary = [i for i, name in enumerate(model.outputs) if output_kind(name) == "binary"]
     rows = []
     for path in files:
         exact = read_clip(path, limits=IngestLimits())

@@ -85,10 +85,10 @@ def main() -> int:
     from echocmr.model_runner import load_view_model, predict_clips
 
     cv2.setNumThreads(1)
-    from echocmr.targets import TARGETS_BY_NAME
+    from echocmr.targets import output_kind
 
     model = load_view_model(ROOT / "checkpoints" / "default" / "A4C")
-    binary = [i for i, name in enumerate(model.outputs) if TARGETS_BY_NAME[name].kind == "binary"]
+    binary = [i for i, name in enumerate(model.outputs) if output_kind(name) == "binary"]
     rows: dict[int, list[tuple[float, float, float, float, float]]] = {k: [] for k in FLAGS}
     eligible_everywhere = set(FLAGS)
     with tempfile.TemporaryDirectory(prefix="echocmr-reduced-") as d:
