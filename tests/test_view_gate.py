@@ -35,6 +35,18 @@ def test_uncertain_clips_wait_for_confirmation(study, monkeypatch):
     assert set(confirmed.fused) == set(ungated.fused)
 
 
+@pytest.fixture
+def fresh_streamlit_caches():
+    """Predictions are cached per process: one made at this test's patched threshold must not serve
+    a later test of the same worker (nor an earlier one's serve this test)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.mark.usefixtures("fresh_streamlit_caches")
 def test_predict_page_says_so(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
@@ -42,9 +54,6 @@ def test_predict_page_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
     monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 1.01)
-    import streamlit as st
-
-    st.cache_resource.clear()  # an earlier test's prediction of this study (at the real threshold)
     at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=300)
     at.run()
     at.switch_page("app_pages/predict.py").run()
