@@ -53,7 +53,7 @@ test-fast: $(TEST_STAMP)
 	$(PY) -m pytest $(XDIST) -m "not slow and not browser" --durations=15
 
 lint: $(TEST_STAMP)
-	$(PY) -m ruff check echocmr
+	$(PY) -m ruff check echocmr dashboard bench
 	$(PY) -m mypy
 
 bench: $(STAMP)

@@ -23,9 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from echocmr import evaluate as E  # noqa: E402
 from echocmr import bootstrap as B  # noqa: E402
-
+from echocmr import evaluate as E  # noqa: E402
 from echocmr.config import EvalConfig  # noqa: E402
 from echocmr.targets import TARGETS_BY_NAME  # noqa: E402
 

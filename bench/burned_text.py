@@ -45,7 +45,7 @@ def measure(seeds: int) -> list[tuple[float, float]]:
     from echocmr.ingest.burned_text import static_text_mask
 
     rows = []
-    for seed, grey, scale, (where, depth) in itertools.product(range(seeds), GREYS, SCALES, POSITIONS.items()):
+    for seed, grey, scale, depth in itertools.product(range(seeds), GREYS, SCALES, POSITIONS.values()):
         frames, fan, text = make_case(seed, grey, scale, depth)
         mask = static_text_mask(list(frames), fan.astype(np.uint8) * 255) > 0
         tissue = fan & ~text

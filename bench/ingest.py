@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import cv2  # noqa: E402
+import dicom_factory as factory  # noqa: E402
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
-import dicom_factory as factory  # noqa: E402
 from echocmr.config import IngestLimits  # noqa: E402
 from echocmr.ingest import read_clip  # noqa: E402
 

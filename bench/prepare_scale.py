@@ -104,7 +104,8 @@ def main() -> int:
             result = json.loads(run.stdout.strip().splitlines()[-1])
             per_file[k] = result["cpu_seconds"] / result["files"]
             print(f"{k:4d}x {result['files']:6d} {result['seconds']:8.2f} {result['files'] / result['seconds']:8.1f} "
-                  f"{1000 * result['seconds'] / result['files']:8.1f} {1000 * per_file[k]:11.1f} {result['peak_mib']:9.0f} {result['worker_peak_mib']:10.0f}")
+                  f"{1000 * result['seconds'] / result['files']:8.1f} {1000 * per_file[k]:11.1f} "
+                  f"{result['peak_mib']:9.0f} {result['worker_peak_mib']:10.0f}")
     print(f"per_file_cost_ratio: {per_file[max(per_file)] / per_file[min(per_file)]:.2f}")
     return 0
 

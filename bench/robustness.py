@@ -110,6 +110,7 @@ def fuzz_syntax(syntax: str, mutations: int, seed: int) -> collections.Counter:
     """``mutations`` mutated files of one syntax through a decoder pool, as ``echocmr prepare``
     decodes them; runs in a child process of the bench, whose death is a parent death."""
     import hostile_corpus as H
+
     from echocmr.ingest.decoder_pool import DecoderPool
 
     rng = random.Random(f"{syntax}-{seed}")
@@ -198,6 +199,7 @@ def main() -> int:
         return 0
 
     import hostile_corpus as H
+
     from echocmr.ingest.isolated import IsolatedDecoder
 
     started = time.perf_counter()

@@ -115,6 +115,8 @@ def test_few_positive_patients_give_no_interval():
     pred.loc[pred["patient"] <= "P003", "y_true"] = 1.0
     [row] = C.compare_views(pred, n_bootstrap=100)
     assert math.isnan(row.ci_low) and "fewer than 5 patients" in row.note and not math.isnan(row.delong_p)
+    text = C.format_comparisons([row])
+    assert "(no interval)" in text and "nan" not in text
 
 
 def _write_bundle(folder, pred: pd.DataFrame):

@@ -4,13 +4,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from echocmr.config import default_bundle_dir
 from echocmr.calls import NOT_CALLED
 from echocmr.clip_selection import MIN_VIEW_CONFIDENCE
+from echocmr.config import default_bundle_dir
 from echocmr.errors import InputError
 from echocmr.targets import CLASSIFIER_LABELS
-from echocmr_app import (explain_view, formatting, guard, layout, loaders, pacs_source, published, segment_view,
-                         study_cache, study_tables)
+from echocmr_app import explain_view, formatting, guard, layout, loaders, pacs_source, published, segment_view, study_cache, study_tables
 
 VIEW_NAMES = {"A4C": "Apical 4-chamber", "A2C": "Apical 2-chamber", "PLAX": "Parasternal long axis",
               "other": "Other view (not used)"}

@@ -6,7 +6,6 @@ import streamlit as st
 
 from echocmr import processes, run_control
 from echocmr.config import PRESETS, data_home, preset
-from echocmr.errors import EchoCMRError
 from echocmr.targets import MODEL_VIEWS
 from echocmr.trust import redact_paths
 from echocmr_app import analyses_view, auth, charts, formatting, guard, layout, loaders, study_cache

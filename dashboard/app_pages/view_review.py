@@ -10,8 +10,7 @@ from echocmr.config import data_home
 from echocmr.prepared import open_clip, read_manifest
 from echocmr.targets import CLASSIFIER_LABELS
 from echocmr.view_finetune import FineTuneConfig, fine_tune_view_classifier, latest_report
-from echocmr.view_review import (VIEW_CONFIDENCE_THRESHOLD, classify_prepared, read_labels, review_queue,
-                                 save_labels, view_counts)
+from echocmr.view_review import VIEW_CONFIDENCE_THRESHOLD, classify_prepared, read_labels, review_queue, save_labels, view_counts
 from echocmr_app import auth, formatting, layout, loaders
 
 PAGE_SIZE = 8

@@ -18,7 +18,6 @@ def ingest(key: str, _sources: tuple, jpeg_decode: str = "exact") -> list:
     """De-identified StudyItems of uploaded files, cached by the sha256 of their bytes (``key``)
     and the JPEG recipe they were decoded with (the bundle's: ``jpeg_recipe``)."""
     from echocmr.study_prediction import ingest_study
-
     from echocmr_app.guard import session_id
 
     return ingest_study(list(_sources), session=session_id(), jpeg_decode=jpeg_decode)

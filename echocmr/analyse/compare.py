@@ -170,7 +170,8 @@ def format_comparisons(rows: list[PairedComparison], level: float = 0.95) -> str
     lines = [f"{'target':<14}{'A':<8}{'B':<8}{'n':>5}{'pos':>5}  {'AUROC A':>8}{'AUROC B':>8}  "
              f"{'ΔAUROC (' + format(level * 100, 'g') + '% patient-bootstrap CI)':<38}{'DeLong p':>9}"]
     for r in rows:
-        delta = "—" if math.isnan(r.delta) else f"{r.delta:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})"
+        delta = "—" if math.isnan(r.delta) else f"{r.delta:+.3f} " + (
+            "(no interval)" if math.isnan(r.ci_low) else f"({r.ci_low:+.3f} to {r.ci_high:+.3f})")
         p = "—" if math.isnan(r.delong_p) else f"{r.delong_p:.3g}"
         lines.append(f"{r.target:<14}{r.model_a:<8}{r.model_b:<8}{r.n_studies:>5}{r.n_positive:>5}  "
                      f"{r.auc_a:>8.3f}{r.auc_b:>8.3f}  {delta:<38}{p:>9}")
