@@ -24,8 +24,6 @@ its clips. The last line is ``within_real_range: K/N``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import io
 import os
 import sys
 import time
@@ -84,18 +82,9 @@ def save_picture(path: Path, tiles: list[tuple[np.ndarray, str]]) -> None:
 
 
 def _dicom_bytes(rendered, spec) -> bytes:
-    import pydicom
+    from echocmr.synth.dicom_writer import clip_dicom_bytes
 
-    from echocmr.synth.dicom_writer import DicomMeta, build_dataset
-
-    meta = DicomMeta(patient_name="SYN^BENCH", patient_id="BENCH", birth_date=dt.date(1970, 1, 1), sex="O",
-                     institution="BENCH", referring="", study_date=dt.date(2024, 1, 1), study_time="120000",
-                     accession="1", study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3", series_number=1,
-                     instance_number=1, manufacturer="BENCH", model="BENCH", compressed=True,
-                     with_regions=True, burned_in_tag=True)
-    buf = io.BytesIO()
-    pydicom.dcmwrite(buf, build_dataset(rendered.frames, spec, meta, bgr=True), enforce_file_format=True)
-    return buf.getvalue()
+    return clip_dicom_bytes(rendered.frames, spec, "BENCH")
 
 
 def synthetic_stats(view: str, n_clips: int, seed: int, first: list | None = None

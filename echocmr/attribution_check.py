@@ -18,8 +18,6 @@ and bootstraps the mean.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,19 +53,10 @@ def one_akinetic(heart, segment: int):
 
 def _ingested(rendered, spec):
     """The rendered clip as ``predict`` would see it: a JPEG DICOM read by ``echocmr.ingest``."""
-    import pydicom
-
     from .ingest.pipeline import read_clip
-    from .synth.dicom_writer import DicomMeta, build_dataset
+    from .synth.dicom_writer import clip_dicom_bytes
 
-    meta = DicomMeta(patient_name="SYN^CHECK", patient_id="CHECK", birth_date=dt.date(1970, 1, 1), sex="O",
-                     institution="CHECK", referring="", study_date=dt.date(2024, 1, 1), study_time="120000",
-                     accession="1", study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3", series_number=1,
-                     instance_number=1, manufacturer="CHECK", model="CHECK", compressed=True,
-                     with_regions=True, burned_in_tag=True)
-    buf = io.BytesIO()
-    pydicom.dcmwrite(buf, build_dataset(rendered.frames, spec, meta, bgr=True), enforce_file_format=True)
-    return read_clip(buf.getvalue())
+    return read_clip(clip_dicom_bytes(rendered.frames, spec, "CHECK"))
 
 
 def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig):

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .attribution import ClipAttribution
-from .media import CODECS, MAX_FPS, MIN_FPS, encode_png
+from .media import encode_png, encode_webm_rgb
 
 HEAT_SIGMA_PX = 1.5  # display smoothing of the heat map (model pixels): IG maps are speckly
 HEAT_PERCENTILE = 99.5  # the window's heat is scaled so this percentile of positive values is full colour
@@ -46,34 +45,6 @@ def overlay_frames(attribution: ClipAttribution, size: int = 224) -> np.ndarray:
         alpha = (MAX_ALPHA * np.sqrt(h_big))[..., None]  # sqrt: faint evidence stays visible
         out[t] = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
     return out
-
-
-def encode_webm_rgb(frames: np.ndarray, fps: float, codec: str = "VP80") -> bytes:
-    """WebM bytes of uint8 RGB frames (T, H, W, 3); every frame written (see ``media.encode_webm``)."""
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
-        raise ValueError(f"expected uint8 RGB frames (T, H, W, 3); got {frames.dtype} {frames.shape}")
-    if codec not in CODECS:
-        raise ValueError(f"codec must be one of {CODECS}; got {codec!r}")
-    fps = float(np.clip(fps if fps and np.isfinite(fps) else 30.0, MIN_FPS, MAX_FPS))
-    rows, cols = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    fd, path = tempfile.mkstemp(prefix="echocmr-", suffix=".webm")
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), fps, (cols, rows), True)
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV cannot encode WebM with {codec} on this system")
-        try:
-            for frame in frames:
-                writer.write(cv2.cvtColor(np.ascontiguousarray(frame[:rows, :cols]), cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-        data = Path(path).read_bytes()
-    finally:
-        os.unlink(path)
-    if not data.startswith(b"\x1a\x45\xdf\xa3"):
-        raise RuntimeError("the WebM encoder produced no valid output")
-    return data
 
 
 def overlay_webm(attribution: ClipAttribution, fps: float, size: int = 224) -> bytes:

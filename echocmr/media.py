@@ -26,30 +26,21 @@ def _as_frames(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def encode_webm(frames: np.ndarray, fps: float = 30.0, size: int = 224, codec: str = "VP80",
-                smooth: bool = True) -> bytes:
-    """WebM bytes of a grey uint8 clip (T, H, W), upscaled to ``size`` px for visibility.
-
-    ``smooth`` upscales with cubic interpolation (what a sonographer expects to see); False keeps
-    the model's 112×112 pixels as hard blocks (nearest neighbour). Every input frame is written,
-    so the decoded video has exactly T frames. The encoder needs a file path, so the bytes pass
-    through a private temp file that is always removed.
-    """
-    frames = _as_frames(frames)
+def _write_webm(frames, fps: float, size: tuple[int, int], colour: bool, codec: str) -> bytes:
+    """WebM bytes of uint8 frames already at ``size`` (width, height); BGR when ``colour``. The
+    encoder needs a file path, so the bytes pass through a private temp file that is always removed."""
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {CODECS}; got {codec!r}")
     fps = float(np.clip(fps if fps and np.isfinite(fps) else 30.0, MIN_FPS, MAX_FPS))
-    size = int(size) + int(size) % 2  # even dimensions keep every encoder happy
-    interp = cv2.INTER_CUBIC if smooth else cv2.INTER_NEAREST
     fd, path = tempfile.mkstemp(prefix="echocmr-", suffix=".webm")
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), fps, (size, size), False)
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*codec), fps, size, colour)
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot encode WebM with {codec} on this system")
         try:
             for frame in frames:
-                writer.write(cv2.resize(frame, (size, size), interpolation=interp))
+                writer.write(frame)
         finally:
             writer.release()
         with open(path, "rb") as handle:
@@ -59,6 +50,32 @@ def encode_webm(frames: np.ndarray, fps: float = 30.0, size: int = 224, codec: s
     if not data.startswith(b"\x1a\x45\xdf\xa3"):
         raise RuntimeError("the WebM encoder produced no valid output")
     return data
+
+
+def encode_webm(frames: np.ndarray, fps: float = 30.0, size: int = 224, codec: str = "VP80",
+                smooth: bool = True) -> bytes:
+    """WebM bytes of a grey uint8 clip (T, H, W), upscaled to ``size`` px for visibility.
+
+    ``smooth`` upscales with cubic interpolation (what a sonographer expects to see); False keeps
+    the model's 112×112 pixels as hard blocks (nearest neighbour). Every input frame is written,
+    so the decoded video has exactly T frames.
+    """
+    frames = _as_frames(frames)
+    size = int(size) + int(size) % 2  # even dimensions keep every encoder happy
+    interp = cv2.INTER_CUBIC if smooth else cv2.INTER_NEAREST
+    return _write_webm((cv2.resize(f, (size, size), interpolation=interp) for f in frames), fps, (size, size),
+                       False, codec)
+
+
+def encode_webm_rgb(frames: np.ndarray, fps: float, codec: str = "VP80") -> bytes:
+    """WebM bytes of uint8 RGB frames (T, H, W, 3) at their own size (cropped to even dimensions);
+    every frame written, as in ``encode_webm``."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise ValueError(f"expected uint8 RGB frames (T, H, W, 3); got {frames.dtype} {frames.shape}")
+    rows, cols = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    return _write_webm((cv2.cvtColor(np.ascontiguousarray(f[:rows, :cols]), cv2.COLOR_RGB2BGR) for f in frames),
+                       fps, (cols, rows), True, codec)
 
 
 def encode_png(image: np.ndarray) -> bytes:

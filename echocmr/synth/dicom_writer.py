@@ -9,6 +9,7 @@ describing the sector.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +166,17 @@ def write_dicom(path: Path, frames: np.ndarray, spec: ClipSpec, meta: DicomMeta,
     """
     ds = build_dataset(frames, spec, meta, bgr)
     return atomic_write(path, lambda f: pydicom.dcmwrite(f, ds, enforce_file_format=True))
+
+
+def clip_dicom_bytes(frames: np.ndarray, spec: ClipSpec, label: str = "SYN", bgr: bool = True) -> bytes:
+    """One rendered clip as the bytes of a JPEG Baseline DICOM file with a region sequence (what a
+    hospital export holds), under fixed fake identifiers ``label``: for checks and benches that feed
+    a single clip through ``echocmr.ingest`` without writing a cohort."""
+    meta = DicomMeta(patient_name=f"SYN^{label}", patient_id=label, birth_date=dt.date(1970, 1, 1), sex="O",
+                     institution=label, referring="", study_date=dt.date(2024, 1, 1), study_time="120000",
+                     accession="1", study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3", series_number=1,
+                     instance_number=1, manufacturer=label, model=label, compressed=True,
+                     with_regions=True, burned_in_tag=True)
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, build_dataset(frames, spec, meta, bgr=bgr), enforce_file_format=True)
+    return buf.getvalue()
