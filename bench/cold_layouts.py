@@ -39,13 +39,15 @@ def evict_folder(folder: Path) -> None:
                 os.close(fd)
 
 
-def _dataset(root: Path, rows: pd.DataFrame, sampling: ClipSampling) -> ClipDataset:
+def bench_dataset(root: Path, rows: pd.DataFrame, sampling: ClipSampling, uint8: bool = True) -> ClipDataset:
+    """A training ClipDataset over ``root/clips`` with dummy targets (only the reading is measured)."""
     values = np.zeros((len(rows), 3), np.float32)
     return ClipDataset(root, rows, values, np.ones_like(values), sampling, {"mean": 80.0, "std": 60.0},
-                       train=True, uint8_output=True)
+                       train=True, uint8_output=uint8)
 
 
-def _rate(loader, evict, workers: int, epochs: int, set_epoch) -> float:
+def timed_rate(loader, evict, workers: int, epochs: int, set_epoch) -> float:
+    """Clips per second per worker over ``epochs`` passes of ``loader`` (``evict()`` before each)."""
     count, elapsed = 0, 0.0
     for epoch in range(epochs):
         set_epoch(epoch + 1)
@@ -63,12 +65,12 @@ def cold_comparison(root: Path, rows: pd.DataFrame, sampling: ClipSampling, work
     manifest = rows.assign(view="A4C", split="train", status="ok")
     manifest.to_csv(root / "manifest.csv", index=False)
     n_shards = write_shards(root, shard_mb)["shards"]
-    dataset = _dataset(root, rows, sampling)
+    dataset = bench_dataset(root, rows, sampling)
     sampler = EpochSampler(dataset, num_replicas=1, rank=0, seed=0)
     per_file = DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=workers,
                           persistent_workers=False, prefetch_factor=4 if workers else None)
-    file_rate = _rate(per_file, lambda: evict_folder(root / "clips"), workers, epochs, sampler.set_epoch)
+    file_rate = timed_rate(per_file, lambda: evict_folder(root / "clips"), workers, epochs, sampler.set_epoch)
     stream = ShardStream(dataset, seed=0, buffer=64)
     sharded = DataLoader(stream, batch_size=BATCH, num_workers=workers, prefetch_factor=4 if workers else None)
-    shard_rate = _rate(sharded, lambda: evict_folder(root / "shards"), workers, epochs, stream.set_epoch)
+    shard_rate = timed_rate(sharded, lambda: evict_folder(root / "shards"), workers, epochs, stream.set_epoch)
     return file_rate, shard_rate, n_shards

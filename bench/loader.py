@@ -29,16 +29,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from cold_layouts import BATCH, bench_dataset, cold_comparison, evict_folder, timed_rate  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from echocmr.config import PRESETS  # noqa: E402
-from echocmr.dataset import ClipDataset, ClipSampling, EpochSampler  # noqa: E402
-
-BATCH = 16
+from echocmr.dataset import ClipSampling, EpochSampler  # noqa: E402
 
 
 def make_cache(root: Path, n_videos: int, n_frames: int) -> pd.DataFrame:
@@ -51,44 +51,21 @@ def make_cache(root: Path, n_videos: int, n_frames: int) -> pd.DataFrame:
     return pd.DataFrame({"clip_id": [f"c{i:06d}" for i in range(n_videos)]})
 
 
-def evict(root: Path) -> None:
-    """Drop the clip files from the page cache (cold read)."""
-    for path in (root / "clips").iterdir():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
 def clips_per_s(root: Path, rows: pd.DataFrame, sampling: ClipSampling, uint8: bool, workers: int,
                 epochs: int, cold: bool = False) -> float:
-    values = np.zeros((len(rows), 3), np.float32)
-    dataset = ClipDataset(root, rows, values, np.ones_like(values), sampling, {"mean": 80.0, "std": 60.0},
-                          train=True, uint8_output=uint8)
+    dataset = bench_dataset(root, rows, sampling, uint8)
     sampler = EpochSampler(dataset, num_replicas=1, rank=0, seed=0)
     loader = DataLoader(dataset, batch_size=BATCH, sampler=sampler, num_workers=workers,
                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
     next(iter(loader))  # start the workers before the clock
-    count, elapsed = 0, 0.0
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch + 1)
-        if cold:
-            evict(root)
-        t0 = time.perf_counter()
-        for batch in loader:
-            count += len(batch[0])
-        elapsed += time.perf_counter() - t0
-    return count / elapsed / max(workers, 1)
+    evict = (lambda: evict_folder(root / "clips")) if cold else (lambda: None)
+    return timed_rate(loader, evict, workers, epochs, sampler.set_epoch)
 
 
 def items_per_cpu_second(root: Path, rows: pd.DataFrame, sampling: ClipSampling, uint8: bool) -> float:
     """``__getitem__`` alone in this process, per CPU-second (process_time): a figure other load
     on a shared machine barely moves."""
-    values = np.zeros((len(rows), 3), np.float32)
-    dataset = ClipDataset(root, rows, values, np.ones_like(values), sampling, {"mean": 80.0, "std": 60.0},
-                          train=True, uint8_output=uint8)
+    dataset = bench_dataset(root, rows, sampling, uint8)
     t0 = time.process_time()
     for i in range(len(dataset)):
         dataset[(7, i)]
@@ -132,8 +109,6 @@ def main() -> int:
 
 
 def cold_layouts_figure(n_videos: int, workers: int) -> tuple[float, float]:
-    from cold_layouts import cold_comparison
-
     model = PRESETS["paper"].model
     sampling = ClipSampling(model.n_frames, model.period)
     with tempfile.TemporaryDirectory(prefix="echocmr-cold-") as d:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -25,3 +26,18 @@ def test_gpu_throughput_runs_on_cpu_with_tiny_settings(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(line.startswith("infer bf16") for line in lines)
     assert lines[-1].startswith("train_clips_per_s: ") and float(lines[-1].split()[1]) > 0
+
+
+@pytest.mark.slow
+def test_localisation_bench_prints_its_ratio_last(capsys):
+    assert _load("attribution_localisation").main(["--clips", "1", "--steps", "1", "--control"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("paired difference") for line in lines)
+    assert re.fullmatch(r"ratio: -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]|ratio: nan \[nan, nan\]", lines[-1]), lines[-1]
+
+
+@pytest.mark.slow
+def test_attribution_cpu_bench_prints_seconds_last(capsys):
+    assert _load("attribution_cpu").main(["--repeats", "1", "--steps", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("seconds: ") and float(last.split()[1]) > 0
