@@ -156,8 +156,18 @@ def test_predict_upload_plays_video(page, server, home):
     assert videos.count() == len(files) - text.count("was not used") - (int(unused.group(1)) if unused else 0)
     for i in range(videos.count()):
         _assert_plays(page, i)
+    _assert_segment_bullseyes(page, 1, "mean over the study's used clips")
     screenshot(page, "predict")
     _assert_no_phi_left(page, files, home)
+
+
+def _assert_segment_bullseyes(page, at_least: int, caption: str) -> None:
+    """Issue 16: the per-segment bullseyes are drawn (each one a Plotly polar subplot) with their
+    caption, once scrolled into view."""
+    page.get_by_text(caption).first.scroll_into_view_if_needed()
+    wait_idle(page)
+    page.locator(".js-plotly-plot .polarlayer .polar").first.wait_for(timeout=60_000)
+    assert page.locator(".js-plotly-plot .polarlayer .polar").count() >= at_least
 
 
 def _assert_calls_are_honest(text: str) -> None:
@@ -252,6 +262,12 @@ def test_results_page(page, server):
     page.get_by_role("tab", name="T1 · T2 · ECV").click()
     wait_idle(page)
     screenshot(page, "results_continuous")
+    page.get_by_role("tab", name="Per segment").click()
+    page.get_by_text("hover a segment for its interval").first.wait_for(timeout=60_000)
+    # Held-out segment AUROCs, and one test study's prediction beside its CMR truth.
+    _assert_segment_bullseyes(page, 3, "hover a segment for its interval")
+    assert "synthetic cohort" in body(page) and "Traceback" not in body(page)
+    screenshot(page, "results_segments")
 
 
 def test_results_table2_fits_1400_px_with_the_fused_column(browser, server):

@@ -23,6 +23,7 @@ def _texts(at: AppTest) -> str:
                      for e in getattr(at, kind))
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_explain_toggle_shows_overlay_video_and_curve():
     at = AppTest.from_file(str(HOME), default_timeout=600)
     at.run()

@@ -224,6 +224,7 @@ def test_stop_button_saves_a_final_checkpoint_and_the_run_resumes(prepared, refe
 
 # ----------------------------------------------------------------------------- 4. disk full, read-only folder
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_disk_full_fails_loudly_and_keeps_the_checkpoints(prepared, copy_of_one_epoch, tmp_path):
     run, log = copy_of_one_epoch, tmp_path / "full.out"
     before = _snapshot(run)
@@ -322,6 +323,7 @@ def test_read_only_run_folder_fails_loudly_and_keeps_the_checkpoints(prepared, c
 
 # ----------------------------------------------------------------------------- 5. divergence
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_forced_nan_is_diverged_and_best_is_untouched(prepared, copy_of_one_epoch, tmp_path):
     run, log = copy_of_one_epoch, tmp_path / "nan.out"
     before = _snapshot(run)

@@ -72,6 +72,7 @@ def test_sequence_items_are_counted_before_parsing(tmp_path):
     assert "too_many_items" in ERROR_CODES and "corrupt_frame" in ERROR_CODES
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_prepare_records_the_aborting_file_once_completes_the_rest_and_resumes(aborting, tmp_path, monkeypatch):
     from echocmr.synth import generate_cohort
     import echocmr.prepare as prep

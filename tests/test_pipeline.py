@@ -65,6 +65,7 @@ def test_prepare_resumes_without_redoing_work(cohort, prepared, monkeypatch):
     assert (prepared / "manifest.csv").read_bytes() == before and len(again) == len(read_manifest(prepared))
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_a_bad_file_is_recorded_not_fatal(cohort, tmp_path):
     broken = tmp_path / "cohort"
     shutil.copytree(cohort, broken)
@@ -90,6 +91,7 @@ def _ok_clips(prepared) -> pd.DataFrame:
     return manifest[manifest["status"] == "ok"].set_index("clip_id")
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_prepare_resamples_every_clip_to_the_target_frame_rate(cohort, prepared, prepared_25fps):
     from echocmr.config import IngestLimits
     from echocmr.ingest import read_clip
@@ -112,6 +114,7 @@ def test_prepare_resamples_every_clip_to_the_target_frame_rate(cohort, prepared,
     assert checked == len(common)
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_prepare_again_at_another_rate_reingests_rather_than_mixing_rates(cohort, prepared, tmp_path):
     out = tmp_path / "prepared"
     shutil.copytree(prepared, out)
@@ -169,6 +172,7 @@ def test_predict_a_study_end_to_end(bundle, cohort, capsys):
     assert all(f.name not in json.dumps(out) for f in files)
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_a_model_sees_uploads_at_its_training_frame_rate(bundle, cohort, prepared_25fps):
     """Checkpoints carry the prepared set's frame rate; predict resamples uploads to it."""
     from echocmr.bundle import load_bundle

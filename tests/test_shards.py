@@ -121,6 +121,7 @@ def test_too_few_shards_for_the_processes_is_a_clear_error(tmp_path):
     assert torch.is_tensor(next(iter(stream))[0])
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_a_resumed_epoch_skips_the_batches_already_trained(sharded):
     dataset = train_set(sharded)
     stream = ShardStream(dataset, seed=3, buffer=4, batch_size=2)

@@ -199,6 +199,7 @@ def test_pairing_in_the_written_cohort(cohort):
     assert sum(near) > len(near) / 2 and not all(near)
 
 
+@pytest.mark.slow  # in `make test`, not the quick run (> 5 s)
 def test_deterministic_and_independent_of_workers(cohort, tmp_path):
     generate_cohort(dataclasses.replace(SynthConfig.small(), workers=2), tmp_path)
     for name in CSV_FILES:
