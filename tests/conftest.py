@@ -11,7 +11,7 @@ Rules for adding tests (they keep ``make test-fast`` within its 90 s on 2 cores)
   workers (``make test`` / ``make test-fast`` run ``-n 2``) share one build instead of making
   one each. Tests must be isolation-safe under xdist: temp dirs from ``tmp_path``, a private
   ``ECHOCMR_HOME`` (monkeypatch), free ports chosen at run time, no fixed files in the repo.
-- Tests over ~20 s get ``@pytest.mark.slow`` (still run by ``make test``).
+- Tests over ~5 s get ``@pytest.mark.slow`` (still run by ``make test``; ``make test-fast`` skips them).
 """
 
 from __future__ import annotations
