@@ -24,6 +24,14 @@ def test_smallest_detected_signal_per_size():
                                    (200, 1.0, 0.6, None)]]
     frame = K.long_rows(records, ("n_patients", "signal"))
     assert K.smallest_detected(frame, "t1_abnormal") == {100: 1.0, 200: None, 400: 0.5}
+    # The figure's legend says it in words (filled markers: detected).
+    from echocmr.analyse.figures import power_figure
+
+    record = {"inputs": {"target": "t1_abnormal", "signals": [0.0, 0.5, 1.0]}, "title": "t",
+              "smallest_detected": {"100": 1.0, "200": None, "400": 0.5}, "rows": frame.to_dict(orient="records")}
+    names = [trace.name for trace in power_figure(record).data]
+    assert names == ["100 patients (smallest detected: 1)", "200 patients (no signal up to 1 detected)",
+                     "400 patients (smallest detected: 0.5)"]
 
 
 def test_a_finished_cell_is_skipped_and_its_work_removed(tmp_path):

@@ -17,8 +17,9 @@ def _env(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_signal_tab_shows_views_vs_fused_and_the_shipped_confounders():
-    assert (ROOT / "checkpoints/default/results/analyses/confounders.json").is_file()
+def test_signal_tab_shows_views_vs_fused_and_the_shipped_analyses():
+    analyses = ROOT / "checkpoints/default/results/analyses"
+    assert all((analyses / f"{name}.json").is_file() for name in ("confounders", "learning_curve", "power"))
     at = AppTest.from_file(str(HOME), default_timeout=300)
     at.run()
     at.switch_page("app_pages/results.py")
@@ -32,6 +33,10 @@ def test_signal_tab_shows_views_vs_fused_and_the_shipped_confounders():
     comparison = next(f for f in frames if "ΔAUROC" in f.columns)
     assert set(comparison["B"]) == {"fused"} and {"A4C", "A2C", "PLAX"} <= set(comparison["A"])
     assert any("lr_p" in f.columns for f in frames)
+    # The shipped learning curve (the default's own data) and power grid, each with its figure.
+    assert {"Learning curve", "Power"} <= {e.label for e in at.expander}
+    assert "Learning curve: held-out test AUROC" in captions and "AUROC interval lies above 0.5" in captions
+    assert len(at.get("plotly_chart")) >= 5  # views vs fused, two confounder figures, learning curve, power
 
 
 @pytest.mark.slow

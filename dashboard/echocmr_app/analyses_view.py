@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from echocmr.analyse import AnalysisError
+from echocmr.analyse import LEARNING_CURVE_TIME, POWER_TIME, AnalysisError
 from echocmr.analyse.figures import figures_for
 from echocmr.analyse.launch import RUN_ANALYSES, analysis_log, cells_done, power_folder, start_analysis, start_power
 from echocmr.analyse.report import list_analyses, read_analysis, run_comparison
@@ -119,7 +119,7 @@ def train_panel(run_dir: Path, home: Path) -> None:
     with st.expander("Is the signal real? Analyses (results on the Results page)"):
         evaluated = (run_dir / "results" / "predictions.csv").is_file()
         st.caption("Confounders: under a minute. Learning curve: trains one view (A4C, cpu-demo) at 25, 50 and "
-                   "100 % of the training patients, ≈ 12 min for a 400-patient data set on 2 cores. "
+                   f"100 % of the training patients; {LEARNING_CURVE_TIME}. "
                    "Both resume if launched again." + ("" if evaluated else " Evaluate the run first."))
         c1, c2 = st.columns(2)
         for column, kind in zip((c1, c2), RUN_ANALYSES):
@@ -129,7 +129,7 @@ def train_panel(run_dir: Path, home: Path) -> None:
                 start_analysis(run_dir, kind)
         watch(run_dir, home)
         st.markdown("**Detectable tissue signal** (new synthetic cohorts; not tied to this run). "
-                    "≈ 2.4 min per 100 patients per cell; 4 signals × 100, 200, 400 patients ≈ 70 min.")
+                    f"On 2 cores shared with another analysis, {POWER_TIME}.")
         with st.form("power"):
             signals = st.text_input("Planted tissue_signal values", "0,0.25,0.5,1")
             sizes = st.text_input("Cohort sizes (patients)", "100,200,400")

@@ -15,6 +15,13 @@ from __future__ import annotations
 
 from ..errors import EchoCMRError
 
+# Measured on 2 CPU cores with the two analyses running side by side (about one core each), cpu-demo
+# preset, one view; said by the CLI's --help and the Train page.
+LEARNING_CURVE_TIME = ("fractions 0.25,0.5,1 of the demo's 400 patients took 38 min "
+                       "(6, 11 and 21 min per cell)")
+POWER_TIME = ("a cell took 4.4-6.7 min at 100 patients and 12-15 min at 200; the default grid "
+              "(4 signals x 100,200,400 patients) is about 2-3 h")
+
 
 class AnalysisError(EchoCMRError, ValueError):
     """An analysis cannot run on its inputs; ``code`` is stable, the message PHI-free."""

@@ -96,6 +96,13 @@ def learning_curve_figure(record: dict) -> go.Figure:
                    yaxis_title="held-out AUROC", yaxis_range=[0, 1.02])
 
 
+def _detected_text(record: dict, n: int) -> str:
+    smallest = record["smallest_detected"].get(str(n))
+    if smallest is None:
+        return f"no signal up to {max(record['inputs']['signals']):g} detected"
+    return f"smallest detected: {smallest:g}"
+
+
 def power_figure(record: dict) -> go.Figure:
     """Held-out AUROC vs planted signal, one line per cohort size; filled markers = detected."""
     target = record["inputs"]["target"]
@@ -105,8 +112,7 @@ def power_figure(record: dict) -> go.Figure:
         rows = sorted((r for r in record["rows"] if r["n_patients"] == n and r["target"] == target
                        and r["auroc"] is not None), key=lambda r: r["signal"])
         fig.add_scatter(x=[r["signal"] for r in rows], y=[r["auroc"] for r in rows], mode="lines+markers",
-                        error_y=_bars(rows, "auroc"), name=f"{n} patients (smallest detected: "
-                        f"{record['smallest_detected'].get(str(n))})", line_color=colour,
+                        error_y=_bars(rows, "auroc"), name=f"{n} patients ({_detected_text(record, n)})", line_color=colour,
                         marker=dict(size=10, symbol=["circle" if r["detected"] else "circle-open" for r in rows]))
     fig.add_hline(y=0.5, line_dash="dot", line_color="#9AA5B1")
     return _layout(fig, f"Detectable tissue signal: {_label(target)}", record["title"],

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import analyse as A
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("analyse", help="confounders, learning curve, detectable-signal power",
@@ -51,9 +53,7 @@ def run_confounders(args) -> int:
     return 0
 
 
-CELL_TIME = ("Time on the cpu-demo preset, 2 CPU cores (from the demo build's stage timings): a cell is "
-             "about 2.4 min per 100 patients (synth 0.6, prepare 0.3, one view model 1.3, evaluation "
-             "0.2)")
+CELL_TIME = "Time on the cpu-demo preset, one view, 2 CPU cores shared with another analysis"
 
 
 def _floats(text: str) -> list[float]:
@@ -93,8 +93,7 @@ def register_curves(sub) -> None:
     lc = sub.add_parser("learning-curve", help="held-out AUROC vs number of training patients",
                         description=("Train at fractions of the training patients (nested subsets) and "
                                      "evaluate each on the same test split. Resumes: finished cells are "
-                                     f"skipped. {CELL_TIME}; fractions 0.25,0.5,1 of a 400-patient "
-                                     "dataset ≈ 12 min."))
+                                     f"skipped. {CELL_TIME}: {A.LEARNING_CURVE_TIME}."))
     lc.add_argument("--data", required=True, type=Path, help="prepared dataset folder")
     lc.add_argument("--fractions", default="0.25,0.5,1", help="fractions of training patients (default 0.25,0.5,1)")
     _curve_args(lc)
@@ -102,8 +101,7 @@ def register_curves(sub) -> None:
     pw = sub.add_parser("power", help="smallest planted tissue signal detected per cohort size",
                         description=("Generate cohorts with a planted tissue signal of known strength, train "
                                      "and evaluate each; detected = the AUROC interval lies above 0.5. "
-                                     f"Resumes: finished cells are skipped. {CELL_TIME}; the default grid "
-                                     "(4 signals x 100,200,400 patients) ≈ 70 min."))
+                                     f"Resumes: finished cells are skipped. {CELL_TIME}: {A.POWER_TIME}."))
     pw.add_argument("--signal", default="0,0.25,0.5,1", help="tissue_signal values (default 0,0.25,0.5,1)")
     pw.add_argument("--patients", default="100,200,400", help="cohort sizes (default 100,200,400)")
     pw.add_argument("--target", default="t1_abnormal", choices=("t1_abnormal", "t2_abnormal", "ecv_abnormal"))
