@@ -195,7 +195,13 @@ def _assert_plays(page, index: int) -> None:
     """
     video = page.locator("video").nth(index)
     video.scroll_into_view_if_needed()
-    assert video.evaluate("v => v.autoplay && v.muted"), f"clip {index} is not set to autoplay muted"
+    # Streamlit's video element gets its muted/autoplay properties from the frontend after it is
+    # mounted: on a busy machine that can come a moment after the element (seen once in a full run).
+    try:
+        page.wait_for_function("i => { const v = document.querySelectorAll('video')[i]; return v && v.autoplay && v.muted; }",
+                               arg=index, timeout=30_000)
+    except sync_api.TimeoutError:
+        pytest.fail(f"clip {index} is not set to autoplay muted")
     page.wait_for_function("i => document.querySelectorAll('video')[i].readyState >= 2", arg=index, timeout=60_000)
     start = video.evaluate("v => v.currentTime")
     advanced = "([i, t]) => document.querySelectorAll('video')[i].currentTime !== t"
