@@ -57,8 +57,8 @@ def explain_control(clip, bundle_path: str, synthetic: bool) -> None:
     origin = "a model trained on synthetic data" if synthetic else "the active model"
     from echocmr.attribution import AttributionConfig
 
-    st.caption(f"**What this is:** integrated gradients (Captum, {attribution.method.split('), ')[-1]}, "
-               f"{AttributionConfig().n_steps} steps) of the {clip.used_for} model's `{attribution.output}` output — WMA in the segments this "
+    st.caption(f"**What this is:** {attribution.method}, {AttributionConfig().n_steps} steps, of the "
+               f"{clip.used_for} model's `{attribution.output}` output — WMA in the segments this "
                f"view shows — for the clip's central window of {len(attribution.frame_indices)} frames; window "
                f"P(WMA) {attribution.probability:.0%} (the prediction above averages several windows). "
                f"Computed in {attribution.seconds:.1f} s by {origin}. It shows what the model used, not where "

@@ -11,13 +11,14 @@ import math
 import pandas as pd
 import streamlit as st
 
-from echocmr.bootstrap_ci import describe_intervals, level_text
-from echocmr.targets import SEGMENT_FINDINGS
+from echocmr.bootstrap_ci import describe_intervals, format_interval, level_text
+from echocmr.targets import MODEL_VIEWS, SEGMENT_FINDINGS, VIEW_SEGMENTS
 from echocmr_app import bullseye, layout
 
 FINDING_NAMES = {"wma": "Wall-motion abnormality (WMA)", "lge": "Late gadolinium enhancement (LGE)"}
-RULE = ("A segment's probability is the mean over the study's used clips whose view shows it (A4C: 3, 6, 9, "
-        "12, 14, 16, 17; A2C: 1, 4, 7, 10, 13, 15, 17; PLAX: 2, 5, 8, 11); grey: no used clip shows it.")
+RULE = ("A segment's probability is the mean over the study's used clips whose view shows it ("
+        + "; ".join(f"{view}: {', '.join(map(str, sorted(VIEW_SEGMENTS[view])))}" for view in MODEL_VIEWS)
+        + "); grey: no used clip shows it.")
 
 
 def _finding(key: str) -> str:
@@ -43,6 +44,18 @@ def example_truth(study_dir):
         return None
 
 
+def _show_predicted(values: dict[int, float], views: dict[int, tuple[str, ...]], finding: str, name: str) -> None:
+    fig = bullseye.figure(bullseye.probability_cells(values, views), f"{finding.upper()}: predicted probability",
+                          (0.0, 1.0), "probability")
+    layout.show_figure(fig, name, html_download=False)
+
+
+def _show_truth(values: dict[int, float], finding: str, name: str) -> None:
+    fig = bullseye.figure(bullseye.truth_cells(values), f"{finding.upper()}: CMR truth", (0.0, 1.0), "",
+                          discrete=bullseye.TRUTH_COLOURS)
+    layout.show_figure(fig, name, html_download=False)
+
+
 def predict_section(pred, truth, key: str) -> None:
     """Where: the study's predicted probability per AHA segment, beside the CMR truth if known.
 
@@ -55,14 +68,10 @@ def predict_section(pred, truth, key: str) -> None:
     finding = _finding(f"segment-finding-{key}")
     left, right = st.columns(2)
     with left:
-        fig = bullseye.figure(bullseye.probability_cells(pred.segments.values[finding], pred.segments.views),
-                              f"{finding.upper()}: predicted probability", (0.0, 1.0), "probability")
-        layout.show_figure(fig, f"bullseye-{finding}-predicted", html_download=False)
+        _show_predicted(pred.segments.values[finding], pred.segments.views, finding, f"bullseye-{finding}-predicted")
     with right:
         if truth is not None:
-            fig = bullseye.figure(bullseye.truth_cells(truth.values[finding]), f"{finding.upper()}: CMR truth",
-                                  (0.0, 1.0), "", discrete=bullseye.TRUTH_COLOURS)
-            layout.show_figure(fig, f"bullseye-{finding}-truth", html_download=False)
+            _show_truth(truth.values[finding], finding, f"bullseye-{finding}-truth")
             st.caption("CMR truth of the bundled example study (synthetic report): dark = abnormal segment.")
         else:
             st.caption("CMR truth is not known for an uploaded study. The bundled example study, and every "
@@ -105,7 +114,7 @@ def results_section(res) -> None:
 
 def segment_table(records: list) -> pd.DataFrame:
     def interval(r) -> str:
-        return "—" if r.status != "ok" else f"{r.ci_low:.2f} to {r.ci_high:.2f}"
+        return "—" if r.status != "ok" else format_interval(r.ci_low, r.ci_high, lambda x: f"{x:.2f}")
 
     return pd.DataFrame([{"Segment": f"{r.segment}. {r.name}", "Views": " + ".join(r.views),
                           "AUROC": f"{r.auroc:.2f}" if math.isfinite(r.auroc) else "—", "Interval": interval(r),
@@ -126,10 +135,6 @@ def test_study_section(seg, finding: str) -> None:
     truth = {int(s): float(v) for s, v in rows["y_true"].items()}
     left, right = st.columns(2)
     with left:
-        layout.show_figure(bullseye.figure(bullseye.probability_cells(predicted, {}),
-                                           f"{finding.upper()}: predicted probability", (0.0, 1.0), "probability"),
-                           f"bullseye-{finding}-test-predicted", html_download=False)
+        _show_predicted(predicted, {}, finding, f"bullseye-{finding}-test-predicted")
     with right:
-        layout.show_figure(bullseye.figure(bullseye.truth_cells(truth), f"{finding.upper()}: CMR truth", (0.0, 1.0),
-                                           "", discrete=bullseye.TRUTH_COLOURS),
-                           f"bullseye-{finding}-test-truth", html_download=False)
+        _show_truth(truth, finding, f"bullseye-{finding}-test-truth")
