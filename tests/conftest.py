@@ -90,6 +90,19 @@ def _private_data_home(tmp_path_factory):
         os.environ["ECHOCMR_HOME"] = previous
 
 
+@pytest.fixture
+def app_home(tmp_path, monkeypatch) -> Path:
+    """An AppTest's surroundings: dashboard/ importable (``streamlit run dashboard/Home.py`` puts it
+    on sys.path; AppTest does not), a private, empty ECHOCMR_HOME, no ECHOCMR_MODEL override (so
+    the shipped default is the active model). Returns the home."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "dashboard"))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ECHOCMR_HOME", str(home))
+    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
+    return home
+
+
 @pytest.fixture(autouse=True)
 def _main_module_restored():
     """AppTest runs a page as ``__main__`` and leaves it in ``sys.modules``; processes started

@@ -9,11 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / "dashboard" / "Home.py"
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
-    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
+pytestmark = pytest.mark.usefixtures("app_home")
 
 
 @pytest.mark.slow

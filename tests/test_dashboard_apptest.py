@@ -20,12 +20,7 @@ def needs_bundle():
     assert (BUNDLE / "bundle.json").is_file(), "checkpoints/default is missing: run `make demo-assets`"
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    # `streamlit run dashboard/Home.py` puts dashboard/ on sys.path (for `import ui`); AppTest does not.
-    monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
-    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
+pytestmark = pytest.mark.usefixtures("app_home")
 
 
 def open_page(page: str | None = None) -> AppTest:
@@ -96,8 +91,8 @@ def test_train_page_without_data_offers_synthetic_cohort(tmp_path):
     assert any("No training runs yet" in str(i.value) for i in at.info)
 
 
-def test_train_page_lists_runs_from_disk(tmp_path):
-    home = tmp_path / "home"
+def test_train_page_lists_runs_from_disk(app_home):
+    home = app_home
     for name, state in (("run-a", "finished"), ("run-b", "stopped")):
         atomic_write_json(home / "runs" / name / "config.json", {"train": {"views": ["A4C"]}, "data": "/nowhere"})
         atomic_write_json(home / "runs" / name / "status.json", {

@@ -11,10 +11,7 @@ BUNDLE = ROOT / "checkpoints" / "default"
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
-    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
+def _env(app_home):
     assert (BUNDLE / "bundle.json").is_file(), "checkpoints/default is missing: run `make demo-assets`"
 
 

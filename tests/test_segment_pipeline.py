@@ -154,15 +154,6 @@ def test_a_bundle_without_segment_outputs_still_predicts(old_bundle):
 # ----------------------------------------------------------------------------- pages (AppTest)
 
 
-@pytest.fixture
-def app_home(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
-    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
-    (tmp_path / "home").mkdir()
-    return tmp_path / "home"
-
-
 def _open(page: str) -> AppTest:
     at = AppTest.from_file(str(HOME), default_timeout=300)
     at.run()

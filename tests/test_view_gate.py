@@ -46,13 +46,10 @@ def fresh_streamlit_caches():
     st.cache_resource.clear()
 
 
-@pytest.mark.usefixtures("fresh_streamlit_caches")
-def test_predict_page_says_so(monkeypatch, tmp_path):
+@pytest.mark.usefixtures("fresh_streamlit_caches", "app_home")
+def test_predict_page_says_so(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.syspath_prepend(str(ROOT / "dashboard"))
-    monkeypatch.setenv("ECHOCMR_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ECHOCMR_MODEL", raising=False)
     monkeypatch.setattr(clip_selection, "MIN_VIEW_CONFIDENCE", 1.01)
     at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=300)
     at.run()
