@@ -109,7 +109,7 @@ def safe_stem(clip_id: str, index: int) -> str:
 def write_explanation(out_dir: str | os.PathLike, stem: str, attribution: ClipAttribution, fps: float,
                       synthetic: bool) -> list[Path]:
     """Write ``STEM.png`` (figure) and ``STEM.webm`` (overlay video) atomically into ``out_dir``."""
-    from .atomic import atomic_write
+    from .atomic import atomic_write_bytes
 
     if _SAFE.sub("", stem) != stem or not stem:
         raise ValueError("an explanation file stem may hold only letters, digits, '-' and '_'")
@@ -117,13 +117,7 @@ def write_explanation(out_dir: str | os.PathLike, stem: str, attribution: ClipAt
     folder.mkdir(parents=True, exist_ok=True)
     png = encode_png(overlay_figure(attribution, describe(attribution, synthetic)))
     webm = overlay_webm(attribution, fps)
-    return [atomic_write(folder / f"{stem}{suffix}", _writer(data)) for suffix, data in ((".png", png), (".webm", webm))]
-
-
-def _writer(data: bytes):
-    def write(handle) -> None:
-        handle.write(data)
-    return write
+    return [atomic_write_bytes(folder / f"{stem}{suffix}", data) for suffix, data in ((".png", png), (".webm", webm))]
 
 
 def explain_study(result, bundle, out_dir: str | os.PathLike, config=None) -> tuple[list[Path], list[str]]:

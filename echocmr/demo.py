@@ -139,7 +139,7 @@ def write_example_truth(cohort: Path, study_row: pd.Series, study_dir: Path) -> 
     ``prepare`` rules), for the Predict page's bullseye: synthetic, so shipping it is harmless."""
     from .atomic import atomic_write_text
     from .config import LabelConfig
-    from .labels import pair_studies
+    from .labels import LGE_COLUMNS, WMA_COLUMNS, pair_studies
     from .segments import EXAMPLE_TRUTH_FILE, truth_from_scores, truth_to_json
 
     config = LabelConfig()
@@ -149,7 +149,7 @@ def write_example_truth(cohort: Path, study_row: pd.Series, study_dir: Path) -> 
     if pd.isna(cmr_id):
         return
     report = reports[reports["cmr_id"] == cmr_id].iloc[0]
-    wma = {s: float(report[f"wma_{s}"]) for s in range(1, 18)}
-    lge = {s: float(report[f"lge_{s}"]) for s in range(1, 18)}
+    wma = {s: float(report[column]) for s, column in enumerate(WMA_COLUMNS, start=1)}
+    lge = {s: float(report[column]) for s, column in enumerate(LGE_COLUMNS, start=1)}
     truth = truth_from_scores(wma, lge, config.wma_min_score)
     atomic_write_text(study_dir / EXAMPLE_TRUTH_FILE, json.dumps(truth_to_json(truth, synthetic=True), indent=1))

@@ -20,6 +20,7 @@ from .targets import (
     VIEW_SEGMENTS,
     parse_segment_output,
     segment_output,
+    shows,
 )
 
 WMA_COLUMNS = [f"wma_{s}" for s in range(1, N_SEGMENTS + 1)]
@@ -102,7 +103,7 @@ def clip_targets(clips: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     for name in SEGMENT_OUTPUTS:
         if name in merged.columns:
             segment = parse_segment_output(name)[1]  # type: ignore[index]
-            shown = merged["view"].map(lambda v, s=segment: v in VIEW_SEGMENTS and s in VIEW_SEGMENTS[v])
+            shown = merged["view"].map(lambda v, s=segment: shows(v, s))
             merged[name] = merged[name].where(shown.astype(bool), np.nan)
     for per_view in ("wma_view", "lge_view"):
         values = np.full(len(merged), np.nan)

@@ -30,7 +30,7 @@ from . import metrics as M
 from .atomic import atomic_write_text
 from .bootstrap_ci import estimate
 from .config import EvalConfig
-from .errors import EvaluationError
+from .errors import CheckpointError, EvaluationError
 from .jsonfile import now_iso, write_json
 from .segments import study_segment_frame, study_segment_labels
 from .targets import (
@@ -159,7 +159,7 @@ def read_segment_results(folder: str | os.PathLike) -> SegmentResults | None:
         return None
     try:
         data = read_json_file(path, SEGMENTS_FILE, MAX_SEGMENTS_BYTES)
-    except Exception as exc:  # CheckpointError from the bounded reader: say which file
+    except (CheckpointError, OSError) as exc:  # the bounded reader's refusal, or an unreadable file
         raise EvaluationError(f"{SEGMENTS_FILE} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise EvaluationError(f"{SEGMENTS_FILE} has an unknown format")

@@ -27,9 +27,9 @@ from .targets import (
     SEGMENT_FINDINGS,
     SEGMENT_OUTPUTS,
     SEGMENTS,
-    VIEW_SEGMENTS,
     parse_segment_output,
     segment_output,
+    shows,
 )
 
 # The example study's CMR truth, written beside its files by ``echocmr demo-assets``.
@@ -58,10 +58,6 @@ class SegmentMap:
                      for f, per in self.values.items()}
         out["views"] = {str(s): list(v) for s, v in self.views.items()}
         return out
-
-
-def shows(view: str, segment: int) -> bool:
-    return segment in VIEW_SEGMENTS.get(view, ())
 
 
 def has_segment_outputs(outputs: Iterable[str]) -> bool:

@@ -105,9 +105,14 @@ def parse_segment_output(name: str) -> tuple[str, int] | None:
     return _SEGMENT_OF.get(name)
 
 
+def shows(view: str, segment: int) -> bool:
+    """Whether clips of ``view`` show ``segment`` (False for a view that is not a model view)."""
+    return segment in VIEW_SEGMENTS.get(view, ())
+
+
 def views_showing(segment: int) -> tuple[str, ...]:
     """The model views whose clips show ``segment`` (17, the apex, is seen in A4C and A2C)."""
-    return tuple(v for v in MODEL_VIEWS if segment in VIEW_SEGMENTS[v])
+    return tuple(v for v in MODEL_VIEWS if shows(v, segment))
 
 
 def output_kind(name: str) -> str:
