@@ -41,7 +41,7 @@ class DemoConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     tissue_signal: float = 0.0
     tissue_confounded: bool = False
-    preset: str = "cpu-demo"
+    preset: str = "cpu-default"
     epochs: int = 0  # 0: the preset's
     n_bootstrap: int = 10_000
     # BCa: the percentile interval under-covers near AUROC 1 (echocmr.bootstrap_ci).

@@ -286,7 +286,7 @@ def validate(tr: TaskRun, val_loader, epoch: int, train_loss: float, lr: float,
         metrics = classifier_metrics(outputs, targets, tr.task.outputs)
     else:
         metrics = view_model_metrics(outputs, targets, mask, tr.task.outputs, tr.data.target_scaling)
-    score = validation_score(metrics, tr.task.outputs, val_loss, train_loss, tr.task.kind)
+    score = validation_score(metrics, tr.task.outputs, val_loss, train_loss, tr.task.kind, tr.config.select_on)
     record = {"view": tr.task.name, "epoch": epoch, "train_loss": train_loss,
               "val_loss": val_loss if math.isfinite(val_loss) else None, "val": metrics, "lr": lr,
               "seconds": round(time.monotonic() - started, 3), "score": score}

@@ -144,17 +144,26 @@ def classifier_metrics(outputs: np.ndarray, targets: np.ndarray, names: tuple[st
     return metrics
 
 
+SELECTION_OUTPUTS = ("wma_view", "lge_view")  # what select_on="auroc" averages
+
+
 def validation_score(metrics: dict[str, float], names: tuple[str, ...], val_loss: float, train_loss: float,
-                     kind: str = "view_model") -> float:
+                     kind: str = "view_model", select_on: str = "loss") -> float:
     """Higher is better; picks the ``best`` epoch and drives early stopping.
 
     View models: −validation loss (the masked multi-task loss), as the paper selects on its
-    validation set: a mean of per-target AUROCs swings with targets that have a handful of
-    positives in a small validation split. The view classifier: mean one-vs-rest AUROC. Either
-    falls back to −training loss when there is no validation data.
+    validation set; with ``select_on="auroc"`` the mean validation AUROC of the view-level
+    findings (:data:`SELECTION_OUTPUTS`), not of all binary outputs: per-segment AUROCs swing with
+    the handful of positives a segment has in a small validation split. The view classifier: mean
+    one-vs-rest AUROC. Each falls back to −validation loss, then −training loss, when what it
+    needs was not measured.
     """
     if kind == "view_classifier":
         aurocs = [metrics[n] for n in names if n in metrics and _is_binaryish(n)]
+        if aurocs:
+            return float(np.mean(aurocs))
+    if kind == "view_model" and select_on == "auroc":
+        aurocs = [metrics[n] for n in SELECTION_OUTPUTS if n in names and n in metrics]
         if aurocs:
             return float(np.mean(aurocs))
     if math.isfinite(val_loss):

@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..config import PRESETS, ModelConfig, TrainConfig, data_home, preset
+from ..config import PRESETS, SELECT_ON, ModelConfig, TrainConfig, data_home, preset
 from ..errors import ConfigError
 from ..targets import MODEL_VIEWS
 
@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="AdamW learning rate")
     p.add_argument("--classifier-lr", type=float, help="learning rate of the view classifier (default: --lr)")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
+    p.add_argument("--select-on", choices=SELECT_ON,
+                   help="view models' best epoch: validation loss (the paper's) or the mean validation AUROC "
+                        "of wma_view and lge_view")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="compute device (default from preset)")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, help="random seed")
@@ -60,7 +63,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
     fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience,
               "device": args.device, "num_workers": args.num_workers, "seed": args.seed,
               "max_train_clips": args.max_train_clips, "classifier_epochs": args.classifier_epochs,
-              "classifier_lr": args.classifier_lr}
+              "classifier_lr": args.classifier_lr, "select_on": getattr(args, "select_on", None)}
     changes = {k: v for k, v in fields.items() if v is not None}
     if args.views:
         changes["views"] = tuple(args.views)
@@ -132,6 +135,8 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("--num-workers, --max-train-clips and --classifier-epochs cannot be negative")
     if config.data_layout not in ("files", "shards"):
         raise ConfigError("data_layout must be 'files' or 'shards'")
+    if config.select_on not in SELECT_ON:
+        raise ConfigError(f"select_on must be one of {', '.join(SELECT_ON)}")
     if not config.lr > 0 or config.classifier_lr < 0:
         raise ConfigError("--lr must be positive and --classifier-lr not negative")
     if not isinstance(config.model, ModelConfig) or config.model.n_frames < 1 or config.model.period < 1:
