@@ -3,7 +3,7 @@
 For ``--clips`` cases (views A4C, A2C, PLAX in turn) a synthetic patient's heart gets exactly one
 akinetic AHA segment among those the clip shows; the clip is rendered at the demo cohort's size,
 written as a JPEG DICOM and ingested like any upload, and the view model's WMA output is explained
-by integrated gradients (``echocmr.attribution_check``). Per clip:
+by ``--method`` (``echocmr.attribution_check``). Per clip:
 
     ratio = (share of the myocardium's positive attribution inside the akinetic segment)
             / (the segment's share of the myocardium's area)           1 = chance
@@ -26,10 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from echocmr.attribution import AttributionConfig  # noqa: E402
 from echocmr.attribution_check import bootstrap_mean, localisation_case  # noqa: E402
 from echocmr.bundle import active_bundle_dir  # noqa: E402
-from echocmr.config import SynthConfig  # noqa: E402
+from echocmr.config import ATTRIBUTION_METHODS, AttributionConfig, SynthConfig  # noqa: E402
 from echocmr.model_runner import load_view_model  # noqa: E402
 from echocmr.synth import generate_patients  # noqa: E402
 
@@ -62,14 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="bundle folder (default: the active bundle)")
     parser.add_argument("--control", action="store_true", help="also score each clip's all-normal twin")
-    parser.add_argument("--steps", type=int, default=AttributionConfig().n_steps)
+    parser.add_argument("--steps", type=int, default=AttributionConfig().n_steps, help="integrated gradients' nodes")
+    parser.add_argument("--method", choices=ATTRIBUTION_METHODS, default=AttributionConfig().method)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     bundle = args.model or active_bundle_dir()
-    cases = run(bundle, args.clips, args.seed, args.control, AttributionConfig(n_steps=args.steps))
+    cases = run(bundle, args.clips, args.seed, args.control, AttributionConfig(method=args.method, n_steps=args.steps))
     ratios = np.array([c.ratio for c in cases])
     concentration = np.array([c.on_myocardium / c.myocardium_area for c in cases])
-    print(f"bundle: {bundle.name}; synthetic clips, one akinetic segment each; 95 % percentile bootstrap over clips")
+    print(f"bundle: {bundle.name}; {args.method}; synthetic clips, one akinetic segment each; "
+          "95 % percentile bootstrap over clips")
     print(f"clips scored: {int(np.isfinite(ratios).sum())} of {len(ratios)}")
     m, lo, hi = bootstrap_mean(concentration)
     print(f"myocardium concentration (share of positive attribution on the myocardium / its share of the fan): "

@@ -1,20 +1,23 @@
-"""Which pixels and frames of a clip drove a per-view model's WMA output (integrated gradients).
+"""Which pixels and frames of a clip drove a per-view model's WMA output.
 
-Method: Captum's :class:`~captum.attr.IntegratedGradients` on the **logit** of the per-view
-model's ``wma_view`` output (WMA in the AHA segments the view shows; ``wma``, any segment, for a
-bundle without it, e.g. published weights), for the clip's central test-time window (the model's
-``n_frames`` frames ``period`` apart, :func:`echocmr.windows.window_indices` with one window).
+Both methods explain the **logit** of the per-view model's ``wma_view`` output (WMA in the AHA
+segments the view shows; ``wma``, any segment, for a bundle without it, e.g. published weights)
+for the clip's central test-time window (the model's ``n_frames`` frames ``period`` apart,
+:func:`echocmr.windows.window_indices` with one window), with Captum:
 
-Why integrated gradients and not occlusion: one IG pass costs ``n_steps`` forward+backward passes
-of one window, whatever the resolution; occlusion needs one forward pass per patch position
-(hundreds for 8-px patches over 16 frames) and blurs the map to the patch size. IG also sums
-to a checkable total (completeness: the attributions add up to logit(clip) − logit(baseline);
-``convergence_delta`` is what is left over), so a wrong map can be noticed.
+- ``integrated-gradients``: :class:`~captum.attr.IntegratedGradients` from the black clip (grey 0
+  in every pixel, normalised like any input: what the scanner shows where there is no echo), with
+  Gauss–Legendre nodes (8 by default). Per pixel, in logit units, and complete: the attributions
+  add up to logit(clip) − logit(baseline) less ``convergence_delta``, so a wrong map can be noticed.
+- ``grad-cam``: :class:`~captum.attr.LayerGradCam` on the second residual stage (``layer2``: 1/4
+  of the resolution in space, 1/2 in time), upsampled trilinearly to the window. One forward and
+  one backward pass; coarse, not complete, but it reads the model's mid-level features, which see
+  motion, where a pixel path from a black clip mostly weighs echo brightness.
 
-Baseline: the black clip (grey level 0 in every pixel, normalised like any input) — what the
-scanner shows where there is no echo (outside the fan, inside blood pools); the attribution is
-then "what the echo that is there contributed". Integration uses Gauss–Legendre nodes, which
-reach a small convergence delta with few steps (8 by default), so it runs in seconds on a CPU.
+Why not occlusion: one forward pass per patch position (hundreds for 8-px patches over 16 frames;
+≈ 45 s per clip for the compact model on 2 cores) and a map blurred to the patch size.
+Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
+README *Attribution*).
 
 No Streamlit here; :mod:`echocmr.attribution_media` draws the overlays.
 """
@@ -28,42 +31,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import CAM_LAYER, AttributionConfig
 from .errors import ConfigError, InputError
 from .model_runner import LoadedModel, at_model_rate
 from .windows import window_indices
 
 WMA_OUTPUTS = ("wma_view", "wma")  # the first one a model has is explained
-METHOD = "integrated gradients (Captum), black-clip baseline"
-
-
-@dataclass(frozen=True)
-class AttributionConfig:
-    """How the attribution is computed (shared by the CLI, the app and the benches)."""
-
-    n_steps: int = 8  # integration nodes between baseline and clip
-    internal_batch_size: int = 8  # windows per forward/backward pass (memory vs speed)
-    baseline_grey: int = 0  # uint8 grey level of the baseline clip (0: black, no echo)
-    threads: int = 0  # torch CPU threads while attributing (0: leave torch's setting)
-
-    def __post_init__(self) -> None:
-        if not 1 <= int(self.n_steps) <= 512:
-            raise ConfigError(f"attribution n_steps must be 1..512, got {self.n_steps}")
-        if not 1 <= int(self.internal_batch_size) <= 512:
-            raise ConfigError(f"attribution internal_batch_size must be 1..512, got {self.internal_batch_size}")
-        if not 0 <= int(self.baseline_grey) <= 255:
-            raise ConfigError(f"attribution baseline_grey must be 0..255, got {self.baseline_grey}")
 
 
 @dataclass(frozen=True, eq=False)
 class ClipAttribution:
-    """Integrated-gradients attribution of one window of one clip.
+    """Attribution of one window of one clip.
 
     ``frame_indices``: int64 (T,) — which frames of the clip (at the model's frame rate) the
     window took; T is the model's ``n_frames``. ``frames``: uint8 (T, 112, 112), those frames.
-    ``heat``: float32 (T, 112, 112), signed attribution to the output's logit per pixel (logit
-    units; positive pushes towards WMA). ``frame_contribution``: float32 (T,), ``heat`` summed
-    per frame (adds up to ``logit - baseline_logit - convergence_delta``). ``frame_importance``:
-    float32 (T,), each frame's share of the positive attribution (sums to 1; zeros when none).
+    ``heat``: float32 (T, 112, 112), signed attribution to the output's logit per pixel (positive
+    pushes towards WMA; logit units for integrated gradients, relative for Grad-CAM).
+    ``frame_contribution``: float32 (T,), ``heat`` summed per frame (integrated gradients: adds up
+    to ``logit - baseline_logit - convergence_delta``). ``frame_importance``: float32 (T,), each
+    frame's share of the positive attribution (sums to 1; zeros when none). ``baseline_logit``
+    and ``convergence_delta`` are NaN for Grad-CAM, which has neither.
     """
 
     output: str
@@ -76,7 +63,7 @@ class ClipAttribution:
     baseline_logit: float
     convergence_delta: float
     seconds: float
-    method: str = METHOD
+    method: str  # AttributionConfig.description of how it was computed
 
     @property
     def probability(self) -> float:
@@ -124,16 +111,16 @@ def central_window(model: LoadedModel, n_total: int) -> np.ndarray:
 
 
 def explain_clip(model: LoadedModel, frames: np.ndarray, fps: float | None = None, output: str | None = None,
-                 config: AttributionConfig = AttributionConfig()) -> ClipAttribution:
-    """Integrated-gradients attribution of ``output`` (default :func:`wma_output`) for one clip.
+                 config: AttributionConfig | None = None) -> ClipAttribution:
+    """Attribution of ``output`` (default :func:`wma_output`) for one clip, by ``config.method``
+    (default :class:`~echocmr.config.AttributionConfig`).
 
     ``frames``: uint8 (T, 112, 112) as ingested; with ``fps`` they are first resampled to the
     model's training rate like ``predict`` does (:func:`echocmr.model_runner.at_model_rate`).
     Deterministic for the same model, frames and config. Raises ``InputError("bad_clip")`` for
     frames of the wrong type or shape and ``ConfigError`` for an output the model lacks.
     """
-    from captum.attr import IntegratedGradients
-
+    config = config or AttributionConfig()
     frames = _check_frames(frames)
     if fps is not None:
         frames = at_model_rate(frames, fps, model)
@@ -144,24 +131,58 @@ def explain_clip(model: LoadedModel, frames: np.ndarray, fps: float | None = Non
     idx = central_window(model, len(frames))
     window = frames[idx]
     norm = model.meta["normalisation"]
-    device = model.device
-    x = ((torch.from_numpy(window.astype(np.float32)) - norm["mean"]) / norm["std"])[None, None].to(device)
-    baseline = torch.full_like(x, (float(config.baseline_grey) - norm["mean"]) / norm["std"])
-    forward = _OneLogit(model.module, model.outputs.index(output)).eval()
+    x = ((torch.from_numpy(window.astype(np.float32)) - norm["mean"]) / norm["std"])[None, None].to(model.device)
+    k = model.outputs.index(output)
+    forward = _OneLogit(model.module, k).eval()
     with _frozen(model.module), _threads(config.threads):
-        ig = IntegratedGradients(forward)
-        attr, delta = ig.attribute(x, baselines=baseline, n_steps=int(config.n_steps),
-                                   internal_batch_size=int(config.internal_batch_size),
-                                   return_convergence_delta=True)
+        if config.method == "grad-cam":
+            heat, baseline_logit, delta = _grad_cam(forward, _cam_layer(model.module, k), x), float("nan"), float("nan")
+        else:
+            baseline = torch.full_like(x, (float(config.baseline_grey) - norm["mean"]) / norm["std"])
+            heat, baseline_logit, delta = _integrated_gradients(forward, x, baseline, config)
         with torch.no_grad():
-            logits = forward(torch.cat([x, baseline])).double().cpu().numpy()
-    heat = attr.detach()[0, 0].float().cpu().numpy()
+            logit = float(forward(x).double().cpu().reshape(-1)[0])
     contribution = heat.reshape(len(heat), -1).sum(axis=1)
     positive = np.maximum(heat, 0).reshape(len(heat), -1).sum(axis=1)
     importance = positive / positive.sum() if positive.sum() > 0 else np.zeros_like(positive)
     return ClipAttribution(output, idx, window.copy(), heat.astype(np.float32), contribution.astype(np.float32),
-                           importance.astype(np.float32), float(logits[0]), float(logits[1]),
-                           float(delta.detach().cpu().reshape(-1)[0]), time.perf_counter() - started)
+                           importance.astype(np.float32), logit, baseline_logit, delta,
+                           time.perf_counter() - started, config.description)
+
+
+def _integrated_gradients(forward: nn.Module, x: torch.Tensor, baseline: torch.Tensor,
+                          config: AttributionConfig) -> tuple[np.ndarray, float, float]:
+    """(heat float32 (T, H, W), baseline logit, convergence delta) for x (1, 1, T, H, W)."""
+    from captum.attr import IntegratedGradients
+
+    attr, delta = IntegratedGradients(forward).attribute(
+        x, baselines=baseline, n_steps=int(config.n_steps), internal_batch_size=int(config.internal_batch_size),
+        return_convergence_delta=True)
+    with torch.no_grad():
+        baseline_logit = float(forward(baseline).double().cpu().reshape(-1)[0])
+    return (attr.detach()[0, 0].float().cpu().numpy(), baseline_logit,
+            float(delta.detach().cpu().reshape(-1)[0]))
+
+
+def _cam_layer(module: nn.Module, k: int) -> nn.Module:
+    """The Grad-CAM layer of output ``k``: its own network's for per-target models (published weights)."""
+    nets = getattr(module, "nets", None)
+    net = nets[k] if isinstance(nets, nn.ModuleList) else module
+    layer = getattr(net, CAM_LAYER, None)
+    if not isinstance(layer, nn.Module):
+        raise ConfigError(f"Grad-CAM needs a model with a {CAM_LAYER} stage (R(2+1)D); this one has none")
+    return layer
+
+
+def _grad_cam(forward: nn.Module, layer: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """float32 (T, H, W): Grad-CAM of ``layer`` for x (1, 1, T, H, W), upsampled to x's grid, signed
+    (the ReLU of the paper is left to the reader: ``ClipAttribution.positive``)."""
+    from captum.attr import LayerGradCam
+
+    cam = LayerGradCam(forward, layer).attribute(x)  # (1, 1, T', H', W')
+    cam = nn.functional.interpolate(cam.detach().float(), size=tuple(x.shape[2:]), mode="trilinear",
+                                    align_corners=False)
+    return cam[0, 0].cpu().numpy()
 
 
 class _frozen:

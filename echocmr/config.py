@@ -210,6 +210,39 @@ class TrainConfig:
     select_on: str = "loss"
 
 
+ATTRIBUTION_METHODS = ("integrated-gradients", "grad-cam")  # echocmr.attribution
+CAM_LAYER = "layer2"  # Grad-CAM's layer: VideoResNet's and CompactR2Plus1D's second residual stage
+
+
+@dataclass(frozen=True)
+class AttributionConfig:
+    """How the attribution is computed (shared by the CLI, the app and the benches)."""
+
+    method: str = "integrated-gradients"  # or "grad-cam" (module docstring)
+    n_steps: int = 8  # integration nodes between baseline and clip
+    internal_batch_size: int = 8  # windows per forward/backward pass (memory vs speed)
+    baseline_grey: int = 0  # uint8 grey level of the baseline clip (0: black, no echo)
+    threads: int = 0  # torch CPU threads while attributing (0: leave torch's setting)
+
+    def __post_init__(self) -> None:
+        if self.method not in ATTRIBUTION_METHODS:
+            raise ConfigError(f"attribution method must be one of {', '.join(ATTRIBUTION_METHODS)}, "
+                              f"got {self.method!r}")
+        if not 1 <= int(self.n_steps) <= 512:
+            raise ConfigError(f"attribution n_steps must be 1..512, got {self.n_steps}")
+        if not 1 <= int(self.internal_batch_size) <= 512:
+            raise ConfigError(f"attribution internal_batch_size must be 1..512, got {self.internal_batch_size}")
+        if not 0 <= int(self.baseline_grey) <= 255:
+            raise ConfigError(f"attribution baseline_grey must be 0..255, got {self.baseline_grey}")
+
+    @property
+    def description(self) -> str:
+        """What the map is, for captions and figure titles."""
+        if self.method == "grad-cam":
+            return f"Grad-CAM (Captum) on {CAM_LAYER}, upsampled to the window"
+        return f"integrated gradients (Captum), black-clip baseline (grey {self.baseline_grey}), {self.n_steps} steps"
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """Held-out evaluation statistics."""

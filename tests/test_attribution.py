@@ -1,4 +1,5 @@
-"""Attribution (integrated gradients) of the WMA output: shapes, completeness, errors, pictures, files."""
+"""Attribution (integrated gradients, Grad-CAM) of the WMA output: shapes, completeness, the Grad-CAM
+definition, errors, pictures, files."""
 
 from __future__ import annotations
 
@@ -95,9 +96,46 @@ def test_bad_frames_name_the_shape_they_got(frames, shown):
 def test_bad_output_and_config_are_refused():
     with pytest.raises(ConfigError, match="no output 'ecv'"):
         explain_clip(_tiny_model(), _frames(), output="ecv", config=FAST)
-    for bad in (dict(n_steps=0), dict(internal_batch_size=0), dict(baseline_grey=300)):
+    for bad in (dict(n_steps=0), dict(internal_batch_size=0), dict(baseline_grey=300), dict(method="occlusion")):
         with pytest.raises(ConfigError):
             AttributionConfig(**bad)
+
+
+GRAD_CAM = AttributionConfig(method="grad-cam")
+
+
+def test_grad_cam_is_the_definition_upsampled():
+    """Grad-CAM of layer2 = sum over channels of (mean gradient of the logit) x activation,
+    trilinearly upsampled to the window: recomputed here with plain hooks, not Captum."""
+    model = _tiny_model()
+    frames = _frames(12, seed=5)
+    result = explain_clip(model, frames, config=GRAD_CAM)
+    saved = {}
+    hook = model.module.layer2.register_forward_hook(lambda m, i, o: saved.update(act=o))
+    norm = model.meta["normalisation"]
+    x = ((torch.from_numpy(frames[result.frame_indices].astype(np.float32)) - norm["mean"]) / norm["std"])[None, None]
+    logit = model.module(x.expand(-1, 3, -1, -1, -1))[0, 0]
+    hook.remove()
+    grad, = torch.autograd.grad(logit, saved["act"])
+    cam = (grad.mean(dim=(2, 3, 4), keepdim=True) * saved["act"]).sum(dim=1, keepdim=True)
+    expected = torch.nn.functional.interpolate(cam, size=(4, 112, 112), mode="trilinear", align_corners=False)
+    assert np.allclose(result.heat, expected[0, 0].detach().numpy(), atol=1e-6)
+    assert result.heat.shape == (4, 112, 112) and result.heat.dtype == np.float32
+    assert result.logit == pytest.approx(float(logit.detach()), abs=1e-6)
+    assert np.isnan(result.baseline_logit) and np.isnan(result.convergence_delta)
+    assert result.method.startswith("Grad-CAM") and np.isclose(result.frame_importance.sum(), 1.0, atol=1e-5)
+    assert np.array_equal(explain_clip(model, frames, config=GRAD_CAM).heat, result.heat)  # deterministic
+
+
+def test_grad_cam_of_a_per_target_model_reads_that_targets_network():
+    """Published weights are one network per output: output k's map comes from network k's layer2."""
+    from echocmr.attribution import _cam_layer
+    from echocmr.models import PerTargetR2Plus1D
+
+    module = PerTargetR2Plus1D(2)
+    assert _cam_layer(module, 1) is module.nets[1].layer2 and _cam_layer(module, 0) is module.nets[0].layer2
+    with pytest.raises(ConfigError, match="layer2"):
+        _cam_layer(torch.nn.Linear(2, 2), 0)
 
 
 def test_short_clip_is_stretched_over_one_window():

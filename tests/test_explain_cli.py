@@ -16,11 +16,13 @@ STUDY = ROOT / "checkpoints" / "default" / "examples" / "study1"
 pytestmark = pytest.mark.slow  # one study prediction + one integrated-gradients pass on CPU
 
 
-def test_predict_explain_writes_png_and_webm(tmp_path, capsys):
+@pytest.mark.parametrize("method", ["integrated-gradients", "grad-cam"])
+def test_predict_explain_writes_png_and_webm(tmp_path, capsys, method):
     files = sorted(STUDY.glob("*.dcm"))[:1]
     assert files, "the shipped bundle's example study is missing"
     out = tmp_path / "explain"
-    status = main(["predict", str(files[0]), "--json", "--min-view-confidence", "0", "--explain", str(out)])
+    status = main(["predict", str(files[0]), "--json", "--min-view-confidence", "0", "--explain", str(out),
+                   "--explain-method", method])
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # stdout stays pure JSON; the explain notes go to stderr
     fed = [c for c in result["clips"] if c.get("fed_view_model")]

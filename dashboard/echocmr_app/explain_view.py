@@ -1,6 +1,6 @@
 """Predict page: the on-demand "Explain" control of one clip (heat map over the clip + per-frame curve).
 
-The science is in ``echocmr.attribution`` (integrated gradients) and ``echocmr.attribution_media``
+The science is in ``echocmr.attribution`` and ``echocmr.attribution_media``
 (overlay video); this module caches the result per bundle and clip and draws it.
 """
 
@@ -42,7 +42,7 @@ def explain_control(clip, bundle_path: str, synthetic: bool) -> None:
 
     key = f"explain-{clip.clip.content_hash}-{clip.used_for}"
     if not st.toggle("Explain: where did the model look for wall-motion abnormality?", key=key,
-                     help="Integrated gradients of the view model's WMA output over this clip (a few seconds)."):
+                     help="Attribution of the view model's WMA output over this clip (a few seconds)."):
         return
     with st.spinner("Computing the attribution…"):
         attribution, webm = _explain(bundle_path, content_stamp(bundle_path), clip.clip.content_hash,
@@ -55,9 +55,7 @@ def explain_control(clip, bundle_path: str, synthetic: bool) -> None:
     with curve:
         layout.show_figure(importance_figure(attribution), f"wma-attribution-{clip.index + 1}", html_download=False)
     origin = "a model trained on synthetic data" if synthetic else "the active model"
-    from echocmr.attribution import AttributionConfig
-
-    st.caption(f"**What this is:** {attribution.method}, {AttributionConfig().n_steps} steps, of the "
+    st.caption(f"**What this is:** {attribution.method}, of the "
                f"{clip.used_for} model's `{attribution.output}` output — WMA in the segments this "
                f"view shows — for the clip's central window of {len(attribution.frame_indices)} frames; window "
                f"P(WMA) {attribution.probability:.0%} (the prediction above averages several windows). "

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from ..config import ATTRIBUTION_METHODS, AttributionConfig
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -29,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "not the published protocol; default 0 = exact: first 32 frames, stride 2)")
     p.add_argument("--explain", type=Path, metavar="DIR",
                    help="also write, per clip that fed a view model, where the model looked for WMA: a PNG "
-                        "(frames with an integrated-gradients heat map + per-frame importance) and a WebM overlay")
+                        "(frames with the attribution heat map + per-frame importance) and a WebM overlay")
+    p.add_argument("--explain-method", choices=ATTRIBUTION_METHODS, default=AttributionConfig().method,
+                   help="attribution method of --explain (default: %(default)s; README, Attribution)")
     p.set_defaults(func=run)
 
 
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     result.timings = {"model_load": loaded - started, "ingest": ingested - loaded, **result.timings}
     notes = published_notes(bundle.meta, published)
     if args.explain:
-        _explain(result, bundle, args.explain)
+        _explain(result, bundle, args.explain, AttributionConfig(method=args.explain_method))
     if args.json:
         print(json.dumps({**result.to_json(), **({"model": notes} if notes else {})}, indent=2))
     else:
@@ -88,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.clips and not result.rejected else 1
 
 
-def _explain(result, bundle, out_dir: Path) -> None:
+def _explain(result, bundle, out_dir: Path, config: AttributionConfig) -> None:
     """Write the attribution files; say on stderr what was written (stdout may be JSON)."""
     import sys
 
     from ..attribution_media import explain_study
 
-    written, problems = explain_study(result, bundle, out_dir)
+    written, problems = explain_study(result, bundle, out_dir, config)
     for line in problems:
         print(line, file=sys.stderr)
     print(f"explain: wrote {len(written)} files to {out_dir}", file=sys.stderr)
