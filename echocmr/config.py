@@ -205,7 +205,7 @@ class TrainConfig:
     data_layout: str = "files"
     # Which epoch is "best" (and drives early stopping) for view models: "loss", the validation
     # loss as the paper selects; "auroc", the mean validation AUROC of the view-level findings
-    # (wma_view, lge_view) — with 34 per-segment outputs in the loss, the loss can stop rising
+    # (wma_view, lge_view) — with 34 per-segment outputs in the loss, the loss can stop falling
     # long before the findings stop improving (echocmr.train_loop.validation_score).
     select_on: str = "loss"
 

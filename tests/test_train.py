@@ -219,3 +219,29 @@ def test_a_stop_mid_epoch_resumes_at_the_next_batch(prepared, straight, tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in read_json_lines(run / "metrics.jsonl")] == pytest.approx(
         [r["train_loss"] for r in read_json_lines(straight / "metrics.jsonl")], abs=1e-9)
+
+
+def test_select_on_auroc_scores_the_view_level_findings_only():
+    from echocmr.train_loop import validation_score
+
+    names = ("wma_view", "lge_view", "wma_seg3", "t1")
+    metrics = {"wma_view": 0.8, "lge_view": 0.6, "wma_seg3": 0.1, "t1": 40.0}
+    assert validation_score(metrics, names, 0.7, 0.9) == -0.7  # the paper's rule by default
+    assert validation_score(metrics, names, 0.7, 0.9, select_on="auroc") == pytest.approx(0.7)
+    # A view-level finding with one class in the validation split has no AUROC: the other decides,
+    # and with neither the loss does.
+    assert validation_score({"wma_view": 0.8}, names, 0.7, 0.9, select_on="auroc") == 0.8
+    assert validation_score({"wma_seg3": 0.9}, names, 0.7, 0.9, select_on="auroc") == -0.7
+    assert validation_score({}, names, float("nan"), 0.9, select_on="auroc") == -0.9
+
+
+def test_select_on_is_a_flag_and_a_preset_and_is_checked():
+    from echocmr.commands.train import _validate, config_from_args
+    from echocmr.config import PRESETS
+
+    assert PRESETS["cpu-default"].select_on == "auroc" and PRESETS["cpu-demo"].select_on == "loss"
+    assert PRESETS["cpu-default"].model == PRESETS["cpu-demo"].model
+    args = cli.build_parser().parse_args(["train", *TINY_ARGS, "--select-on", "auroc"])
+    assert config_from_args(args, PRESETS["cpu-demo"]).select_on == "auroc"
+    with pytest.raises(ConfigError, match="select_on"):
+        _validate(dataclasses.replace(TINY, select_on="accuracy"))
