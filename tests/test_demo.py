@@ -18,7 +18,8 @@ def test_demo_assets_build_a_complete_bundle(tmp_path):
     config = DemoConfig(n_patients=10, epochs=1, n_bootstrap=200, native_size=(192, 256))
     out = build_demo_assets(tmp_path / "default", config, work=tmp_path / "work")
     meta = json.loads((out / "bundle.json").read_text())
-    assert meta["synthetic"] is True and meta["preset"] == "cpu-demo" and set(meta["views"]) == set(MODEL_VIEWS)
+    assert meta["synthetic"] is True and meta["preset"] == "cpu-default" and set(meta["views"]) == set(MODEL_VIEWS)
+    assert meta["train"]["select_on"] == "auroc" and meta["train"]["epochs"] == 1  # the preset, epochs overridden
     examples = out / "examples"
     assert sorted(p.name for p in examples.glob("*.npy")) and list((examples / "study1").glob("*.dcm"))
     assert not list(tmp_path.glob(".default*")), "the staging folder was left behind"
