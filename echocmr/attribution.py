@@ -14,8 +14,15 @@ for the clip's central test-time window (the model's ``n_frames`` frames ``perio
   one backward pass; coarse, not complete, but it reads the model's mid-level features, which see
   motion, where a pixel path from a black clip mostly weighs echo brightness.
 
-Why not occlusion: one forward pass per patch position (hundreds for 8-px patches over 16 frames;
-≈ 45 s per clip for the compact model on 2 cores) and a map blurred to the patch size.
+- ``motion-occlusion``: :class:`~captum.attr.Occlusion` where the "occluded" patch is not blanked
+  but held still: each ``patch_px`` square (every ``stride_px``) is replaced, in every frame, by
+  its mean over the window, and a pixel's value is the average fall of the logit over the patches
+  that cover it. Positive: the region's own change over time (its motion, or its failure to move
+  with the rest) raised the WMA output against a still copy of itself — the question wall motion
+  asks. One forward pass per patch position (169 at the defaults: seconds for the compact model,
+  minutes for R(2+1)D-18 on a CPU); patches span the whole window, so it has no time resolution
+  (``frame_importance`` is flat) and is blurred to the patch size.
+
 Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
 README *Attribution*).
 
@@ -137,6 +144,8 @@ def explain_clip(model: LoadedModel, frames: np.ndarray, fps: float | None = Non
     with _frozen(model.module), _threads(config.threads):
         if config.method == "grad-cam":
             heat, baseline_logit, delta = _grad_cam(forward, _cam_layer(model.module, k), x), float("nan"), float("nan")
+        elif config.method == "motion-occlusion":
+            heat, baseline_logit, delta = _motion_occlusion(forward, x, config), float("nan"), float("nan")
         else:
             baseline = torch.full_like(x, (float(config.baseline_grey) - norm["mean"]) / norm["std"])
             heat, baseline_logit, delta = _integrated_gradients(forward, x, baseline, config)
@@ -183,6 +192,20 @@ def _grad_cam(forward: nn.Module, layer: nn.Module, x: torch.Tensor) -> np.ndarr
     cam = nn.functional.interpolate(cam.detach().float(), size=tuple(x.shape[2:]), mode="trilinear",
                                     align_corners=False)
     return cam[0, 0].cpu().numpy()
+
+
+def _motion_occlusion(forward: nn.Module, x: torch.Tensor, config: AttributionConfig) -> np.ndarray:
+    """float32 (T, H, W): logit(x) − logit(x with a patch held still), averaged over the patches
+    covering each pixel, for x (1, 1, T, H, W); the same for every frame (patches span the window)."""
+    from captum.attr import Occlusion
+
+    still = x.mean(dim=2, keepdim=True).expand_as(x).contiguous()
+    n_frames, patch, stride = int(x.shape[2]), int(config.patch_px), int(config.stride_px)
+    with torch.no_grad():
+        heat = Occlusion(forward).attribute(x, sliding_window_shapes=(1, n_frames, patch, patch),
+                                            strides=(1, n_frames, stride, stride), baselines=still,
+                                            perturbations_per_eval=int(config.internal_batch_size))
+    return heat[0, 0].float().cpu().numpy()
 
 
 class _frozen:

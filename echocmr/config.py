@@ -210,7 +210,7 @@ class TrainConfig:
     select_on: str = "loss"
 
 
-ATTRIBUTION_METHODS = ("integrated-gradients", "grad-cam")  # echocmr.attribution
+ATTRIBUTION_METHODS = ("integrated-gradients", "grad-cam", "motion-occlusion")  # echocmr.attribution
 CAM_LAYER = "layer2"  # Grad-CAM's layer: VideoResNet's and CompactR2Plus1D's second residual stage
 
 
@@ -218,13 +218,18 @@ CAM_LAYER = "layer2"  # Grad-CAM's layer: VideoResNet's and CompactR2Plus1D's se
 class AttributionConfig:
     """How the attribution is computed (shared by the CLI, the app and the benches)."""
 
-    method: str = "integrated-gradients"  # or "grad-cam" (module docstring)
+    method: str = "integrated-gradients"  # or "grad-cam", "motion-occlusion" (echocmr.attribution)
     n_steps: int = 8  # integration nodes between baseline and clip
     internal_batch_size: int = 8  # windows per forward/backward pass (memory vs speed)
     baseline_grey: int = 0  # uint8 grey level of the baseline clip (0: black, no echo)
     threads: int = 0  # torch CPU threads while attributing (0: leave torch's setting)
+    patch_px: int = 16  # motion occlusion: side of the square patch held still (model pixels)
+    stride_px: int = 8  # motion occlusion: step between patches
 
     def __post_init__(self) -> None:
+        if not 1 <= int(self.stride_px) <= int(self.patch_px) <= 112:
+            raise ConfigError(f"motion occlusion needs 1 <= stride_px <= patch_px <= 112, got "
+                              f"{self.stride_px} and {self.patch_px}")
         if self.method not in ATTRIBUTION_METHODS:
             raise ConfigError(f"attribution method must be one of {', '.join(ATTRIBUTION_METHODS)}, "
                               f"got {self.method!r}")
@@ -240,6 +245,9 @@ class AttributionConfig:
         """What the map is, for captions and figure titles."""
         if self.method == "grad-cam":
             return f"Grad-CAM (Captum) on {CAM_LAYER}, upsampled to the window"
+        if self.method == "motion-occlusion":
+            return (f"motion occlusion (Captum), {self.patch_px}-px patches every {self.stride_px} px held still "
+                    "over the window")
         return f"integrated gradients (Captum), black-clip baseline (grey {self.baseline_grey}), {self.n_steps} steps"
 
 

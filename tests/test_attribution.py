@@ -96,7 +96,8 @@ def test_bad_frames_name_the_shape_they_got(frames, shown):
 def test_bad_output_and_config_are_refused():
     with pytest.raises(ConfigError, match="no output 'ecv'"):
         explain_clip(_tiny_model(), _frames(), output="ecv", config=FAST)
-    for bad in (dict(n_steps=0), dict(internal_batch_size=0), dict(baseline_grey=300), dict(method="occlusion")):
+    for bad in (dict(n_steps=0), dict(internal_batch_size=0), dict(baseline_grey=300), dict(method="occlusion"),
+                dict(patch_px=8, stride_px=16), dict(patch_px=200)):
         with pytest.raises(ConfigError):
             AttributionConfig(**bad)
 
@@ -136,6 +137,37 @@ def test_grad_cam_of_a_per_target_model_reads_that_targets_network():
     assert _cam_layer(module, 1) is module.nets[1].layer2 and _cam_layer(module, 0) is module.nets[0].layer2
     with pytest.raises(ConfigError, match="layer2"):
         _cam_layer(torch.nn.Linear(2, 2), 0)
+
+
+MOTION = AttributionConfig(method="motion-occlusion", patch_px=56, stride_px=28)
+
+
+def test_motion_occlusion_is_the_logit_drop_when_a_patch_stands_still():
+    """Recomputed by hand: each 56-px patch (every 28 px) replaced by its mean over the window,
+    the logit's fall averaged over the patches covering a pixel; a still clip gets zero."""
+    model = _tiny_model()
+    frames = _frames(12, seed=7)
+    result = explain_clip(model, frames, config=MOTION)
+    norm = model.meta["normalisation"]
+    x = ((torch.from_numpy(frames[result.frame_indices].astype(np.float32)) - norm["mean"]) / norm["std"])[None, None]
+
+    def logit(clip):
+        with torch.no_grad():
+            return float(model.module(clip.expand(-1, 3, -1, -1, -1))[0, 0])
+
+    total, count = np.zeros((112, 112)), np.zeros((112, 112))
+    for top in range(0, 112 - 56 + 1, 28):
+        for left in range(0, 112 - 56 + 1, 28):
+            held = x.clone()
+            patch = held[..., top:top + 56, left:left + 56]
+            held[..., top:top + 56, left:left + 56] = patch.mean(dim=2, keepdim=True).expand_as(patch)
+            total[top:top + 56, left:left + 56] += logit(x) - logit(held)
+            count[top:top + 56, left:left + 56] += 1
+    assert np.allclose(result.heat, np.broadcast_to(total / count, result.heat.shape), atol=1e-5)
+    assert np.ptp(result.frame_importance) < 1e-6  # the same for every frame: no time resolution
+    assert np.isnan(result.baseline_logit) and result.method.startswith("motion occlusion")
+    still = np.repeat(frames[:1], 12, axis=0)
+    assert np.abs(explain_clip(model, still, config=MOTION).heat).max() < 1e-5
 
 
 def test_short_clip_is_stretched_over_one_window():
