@@ -1,6 +1,6 @@
 """Which pixels and frames of a clip drove a per-view model's WMA output.
 
-Both methods explain the **logit** of the per-view model's ``wma_view`` output (WMA in the AHA
+Each method explains the **logit** of the per-view model's ``wma_view`` output (WMA in the AHA
 segments the view shows; ``wma``, any segment, for a bundle without it, e.g. published weights)
 for the clip's central test-time window (the model's ``n_frames`` frames ``period`` apart,
 :func:`echocmr.windows.window_indices` with one window), with Captum:
@@ -13,14 +13,13 @@ for the clip's central test-time window (the model's ``n_frames`` frames ``perio
   of the resolution in space, 1/2 in time), upsampled trilinearly to the window. One forward and
   one backward pass; coarse, not complete, but it reads the model's mid-level features, which see
   motion, where a pixel path from a black clip mostly weighs echo brightness.
-
 - ``motion-occlusion``: :class:`~captum.attr.Occlusion` where the "occluded" patch is not blanked
   but held still: each ``patch_px`` square (every ``stride_px``) is replaced, in every frame, by
   its mean over the window, and a pixel's value is the average fall of the logit over the patches
   that cover it. Positive: the region's own change over time (its motion, or its failure to move
   with the rest) raised the WMA output against a still copy of itself — the question wall motion
-  asks. One forward pass per patch position (169 at the defaults: seconds for the compact model,
-  minutes for R(2+1)D-18 on a CPU); patches span the whole window, so it has no time resolution
+  asks. One forward pass per patch position (169 at the defaults: 8.7 s for the shipped compact
+  model on 2 cores, far longer for R(2+1)D-18 on a CPU); patches span the whole window, so it has no time resolution
   (``frame_importance`` is flat) and is blurred to the patch size.
 
 Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
@@ -53,11 +52,12 @@ class ClipAttribution:
     ``frame_indices``: int64 (T,) — which frames of the clip (at the model's frame rate) the
     window took; T is the model's ``n_frames``. ``frames``: uint8 (T, 112, 112), those frames.
     ``heat``: float32 (T, 112, 112), signed attribution to the output's logit per pixel (positive
-    pushes towards WMA; logit units for integrated gradients, relative for Grad-CAM).
+    pushes towards WMA; logit units for integrated gradients and motion occlusion, relative for
+    Grad-CAM).
     ``frame_contribution``: float32 (T,), ``heat`` summed per frame (integrated gradients: adds up
     to ``logit - baseline_logit - convergence_delta``). ``frame_importance``: float32 (T,), each
     frame's share of the positive attribution (sums to 1; zeros when none). ``baseline_logit``
-    and ``convergence_delta`` are NaN for Grad-CAM, which has neither.
+    and ``convergence_delta`` are NaN for Grad-CAM and motion occlusion, which have neither.
     """
 
     output: str

@@ -1,5 +1,5 @@
-"""Attribution (integrated gradients, Grad-CAM) of the WMA output: shapes, completeness, the Grad-CAM
-definition, errors, pictures, files."""
+"""Attribution (integrated gradients, Grad-CAM, motion occlusion) of the WMA output: shapes,
+completeness, each method against its definition, errors."""
 
 from __future__ import annotations
 
