@@ -14,12 +14,11 @@ import pandas as pd
 
 from .errors import EvaluationError
 from .fusion import FusionModel, fit_fusion_frame
-from .targets import GLOBAL, GLOBAL_TARGETS, MODEL_VIEWS, TARGETS
+from .targets import GLOBAL, GLOBAL_TARGETS, MODEL_VIEWS, PER_VIEW_TARGETS, TARGETS
 
 KEY_COLUMNS = ("study", "patient", "split", "view")
 CLIP_COLUMNS = ("clip_id",) + KEY_COLUMNS
 PREDICTION_COLUMNS = ("study", "patient", "split", "view", "target", "y_true", "y_pred")
-PER_VIEW_TARGETS = tuple(t.name for t in TARGETS if t.per_view)
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:

@@ -64,6 +64,8 @@ BINARY_TARGETS: tuple[str, ...] = tuple(t.name for t in TARGETS if t.kind == "bi
 CONTINUOUS_TARGETS: tuple[str, ...] = tuple(t.name for t in TARGETS if t.kind == "continuous")
 # Targets that have a study-level ("global") fused prediction.
 GLOBAL_TARGETS: tuple[str, ...] = tuple(t.name for t in TARGETS if not t.per_view)
+# Targets that depend on the clip's view (the segments it shows): per-view only, never fused.
+PER_VIEW_TARGETS: tuple[str, ...] = tuple(t.name for t in TARGETS if t.per_view)
 # Binary target derived from each continuous one by its cut-off.
 ABNORMAL_OF: dict[str, str] = {"t1": "t1_abnormal", "t2": "t2_abnormal", "ecv": "ecv_abnormal"}
 

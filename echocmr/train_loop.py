@@ -19,7 +19,7 @@ from .dataset import seed_worker
 from .device_batch import batch_to_model_input
 from .errors import TrainingDiverged
 from .metrics import auroc
-from .targets import TARGETS_BY_NAME, output_kind
+from .targets import PER_VIEW_TARGETS, TARGETS_BY_NAME, output_kind
 from .train_dist import DistContext, all_reduce_sum
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -144,16 +144,13 @@ def classifier_metrics(outputs: np.ndarray, targets: np.ndarray, names: tuple[st
     return metrics
 
 
-SELECTION_OUTPUTS = ("wma_view", "lge_view")  # what select_on="auroc" averages
-
-
 def validation_score(metrics: dict[str, float], names: tuple[str, ...], val_loss: float, train_loss: float,
                      kind: str = "view_model", select_on: str = "loss") -> float:
     """Higher is better; picks the ``best`` epoch and drives early stopping.
 
     View models: −validation loss (the masked multi-task loss), as the paper selects on its
     validation set; with ``select_on="auroc"`` the mean validation AUROC of the view-level
-    findings (:data:`SELECTION_OUTPUTS`), not of all binary outputs: per-segment AUROCs swing with
+    findings (``PER_VIEW_TARGETS``: WMA and LGE in the view's segments), not of all binary outputs: per-segment AUROCs swing with
     the handful of positives a segment has in a small validation split. The view classifier: mean
     one-vs-rest AUROC. Each falls back to −validation loss, then −training loss, when what it
     needs was not measured.
@@ -163,7 +160,7 @@ def validation_score(metrics: dict[str, float], names: tuple[str, ...], val_loss
         if aurocs:
             return float(np.mean(aurocs))
     if kind == "view_model" and select_on == "auroc":
-        aurocs = [metrics[n] for n in SELECTION_OUTPUTS if n in names and n in metrics]
+        aurocs = [metrics[n] for n in PER_VIEW_TARGETS if n in names and n in metrics]
         if aurocs:
             return float(np.mean(aurocs))
     if math.isfinite(val_loss):

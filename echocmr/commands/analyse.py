@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import analyse as A
+from ..analyse import LEARNING_CURVE_TIME, POWER_TIME
 
 
 def register(subparsers) -> None:
@@ -93,7 +93,7 @@ def register_curves(sub) -> None:
     lc = sub.add_parser("learning-curve", help="held-out AUROC vs number of training patients",
                         description=("Train at fractions of the training patients (nested subsets) and "
                                      "evaluate each on the same test split. Resumes: finished cells are "
-                                     f"skipped. {CELL_TIME}: {A.LEARNING_CURVE_TIME}."))
+                                     f"skipped. {CELL_TIME}: {LEARNING_CURVE_TIME}."))
     lc.add_argument("--data", required=True, type=Path, help="prepared dataset folder")
     lc.add_argument("--fractions", default="0.25,0.5,1", help="fractions of training patients (default 0.25,0.5,1)")
     _curve_args(lc)
@@ -101,7 +101,7 @@ def register_curves(sub) -> None:
     pw = sub.add_parser("power", help="smallest planted tissue signal detected per cohort size",
                         description=("Generate cohorts with a planted tissue signal of known strength, train "
                                      "and evaluate each; detected = the AUROC interval lies above 0.5. "
-                                     f"Resumes: finished cells are skipped. {CELL_TIME}: {A.POWER_TIME}."))
+                                     f"Resumes: finished cells are skipped. {CELL_TIME}: {POWER_TIME}."))
     pw.add_argument("--signal", default="0,0.25,0.5,1", help="tissue_signal values (default 0,0.25,0.5,1)")
     pw.add_argument("--patients", default="100,200,400", help="cohort sizes (default 100,200,400)")
     pw.add_argument("--target", default="t1_abnormal", choices=("t1_abnormal", "t2_abnormal", "ecv_abnormal"))
