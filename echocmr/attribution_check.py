@@ -7,7 +7,11 @@ model's WMA output (:func:`echocmr.attribution.explain_clip`) and compares the p
 attribution with the renderer's own segment map (:mod:`echocmr.synth.segments`), frame by frame:
 
     ratio = (share of the myocardium's positive attribution inside the akinetic segment)
-            / (the segment's share of the myocardium's area)            — 1 is chance.
+            / (the segment's share of the myocardium's area)            — 1 is chance,
+
+and the *territory ratio*, the same over the whole LV (cavity and wall) with each pixel given to
+its nearest segment (:func:`echocmr.synth.segments.segment_territories`), which also credits a map
+that lights the cavity beside the still wall, where its border fails to move in.
 
 The *control* is the same clip (same acquisition, speckle and heart) with every segment normal,
 scored on the same segment: a ratio that is high there too comes from the segment's place in the
@@ -31,17 +35,35 @@ RENDER_SIZE = (240, 320)  # the shipped model's cohort was rendered at this size
 
 @dataclass(frozen=True)
 class LocalisationCase:
-    """One scored clip: the view, the akinetic segment, its ratio (and the normal control's)."""
+    """One scored clip: the view, the akinetic segment, its ratios (and the normal control's)."""
 
     view: str
     segment: int
-    ratio: float
+    ratio: float  # on the myocardium (localisation_ratio)
     control_ratio: float  # nan when no control was run
+    territory_ratio: float  # the same over the LV (cavity + wall) split by nearest segment
+    control_territory_ratio: float
     on_myocardium: float  # share of all positive attribution that lands on the myocardium
     myocardium_area: float  # the myocardium's share of the fan's area (what on_myocardium would be by chance)
     probability: float  # the window's WMA probability (akinetic clip)
     control_probability: float
+    segment_probability: float  # the window's P(WMA in the akinetic segment) from its own output (nan: none)
+    control_segment_probability: float
+    others_probability: float  # mean P(WMA in segment) of the view's other segments' outputs
+    control_others_probability: float
     seconds: float  # attribution time of the akinetic clip
+
+
+@dataclass(frozen=True)
+class _Scored:
+    ratio: float
+    territory_ratio: float
+    on_myocardium: float
+    myocardium_area: float
+    probability: float
+    segment_probability: float
+    others_probability: float
+    seconds: float
 
 
 def one_akinetic(heart, segment: int):
@@ -59,27 +81,53 @@ def _ingested(rendered, spec):
     return read_clip(clip_dicom_bytes(rendered.frames, spec, "CHECK"))
 
 
-def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig):
-    """(ratio, share of positive mass on myocardium, myocardium share of the fan, attribution)."""
+def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig) -> _Scored:
+    """Render, ingest and explain one clip and score its positive attribution on ``segment``."""
     from .synth import render_clip
-    from .synth.measure import sector_mask_112
-    from .synth.segments import segment_label_frames, segment_labels_112
+    from .synth.measure import labels_to_112, sector_mask_112
+    from .synth.segments import segment_label_frames, segment_labels_112, segment_territories
 
-    clip = _ingested(render_clip(spec, heart, bgr=True), spec)
+    rendered = render_clip(spec, heart, bgr=True, labels=True)
+    clip = _ingested(rendered, spec)
     labels = segment_labels_112(segment_label_frames(spec, heart), clip)
     if len(labels) != len(clip.frames):
         raise ValueError(f"ingestion changed the frame count ({len(labels)} rendered, {len(clip.frames)} read)")
+    assert rendered.labels is not None  # asked for above
+    territories = segment_territories(labels, labels_to_112(rendered.labels, clip))
     frames = at_model_rate(clip.frames, clip.fps, model)
-    labels = at_model_rate(labels, clip.fps, model)  # the same frames, picked the same way
+    picked = at_model_rate(np.arange(len(clip.frames)), clip.fps, model)  # the same frames, picked the same way
     attribution = explain_clip(model, frames, config=config)
-    window = labels[attribution.frame_indices]
+    window = labels[picked][attribution.frame_indices]
+    territory = territories[picked][attribution.frame_indices]
     positive = attribution.positive
     myocardium = window > 0
     fan = np.broadcast_to(sector_mask_112(clip, erode_px=0), myocardium.shape)
     total = positive.sum()
-    on_myo = float(positive[myocardium].sum() / total) if total > 0 else float("nan")
-    myo_area = float(myocardium.sum() / max(int(fan.sum()), 1))
-    return localisation_ratio(positive, window == segment, myocardium), on_myo, myo_area, attribution
+    own, others = _segment_probabilities(model, frames, spec.view, segment)
+    return _Scored(
+        ratio=localisation_ratio(positive, window == segment, myocardium),
+        territory_ratio=localisation_ratio(positive, territory == segment, territory > 0),
+        on_myocardium=float(positive[myocardium].sum() / total) if total > 0 else float("nan"),
+        myocardium_area=float(myocardium.sum() / max(int(fan.sum()), 1)),
+        probability=attribution.probability,
+        segment_probability=own,
+        others_probability=others,
+        seconds=attribution.seconds)
+
+
+def _segment_probabilities(model: LoadedModel, frames: np.ndarray, view: str, segment: int) -> tuple[float, float]:
+    """(P(WMA in ``segment``), mean P over the view's other segments) of the explained (central)
+    window, from the per-segment outputs; NaN for a model without them."""
+    from .model_runner import predict_clips
+    from .synth.segments import shown_segments
+
+    names = [f"wma_seg{s}" for s in shown_segments(view)]
+    own = f"wma_seg{segment}"
+    if not set(names) <= set(model.outputs):
+        return float("nan"), float("nan")
+    p = predict_clips(model, [frames], n_clips=1)[0]
+    others = [p[model.outputs.index(n)] for n in names if n != own]
+    return float(p[model.outputs.index(own)]), float(np.mean(others))
 
 
 def visible_segments(spec, heart, min_share: float = 0.5) -> tuple[int, ...]:
@@ -109,14 +157,16 @@ def localisation_case(model: LoadedModel, rng: np.random.Generator, heart, view:
         segment = int(rng.choice(visible_segments(spec, heart)))
     if segment not in shown_segments(view):
         raise ValueError(f"segment {segment} is not drawn in the synthetic {view} view {shown_segments(view)}")
-    ratio, on_myo, myo_area, sick = _score(model, spec, one_akinetic(heart, segment), segment, config)
-    control_ratio, control_p = float("nan"), float("nan")
+    sick = _score(model, spec, one_akinetic(heart, segment), segment, config)
+    nan = float("nan")
+    healthy = _Scored(nan, nan, nan, nan, nan, nan, nan, nan)
     if control:
         normal = dataclasses.replace(heart, wma=np.zeros(17, np.int8), transmural=np.zeros(17, bool))
-        control_ratio, _, _, healthy = _score(model, spec, normal, segment, config)
-        control_p = healthy.probability
-    return LocalisationCase(view, segment, ratio, control_ratio, on_myo, myo_area, sick.probability, control_p,
-                            sick.seconds)
+        healthy = _score(model, spec, normal, segment, config)
+    return LocalisationCase(view, segment, sick.ratio, healthy.ratio, sick.territory_ratio, healthy.territory_ratio,
+                            sick.on_myocardium, sick.myocardium_area, sick.probability, healthy.probability,
+                            sick.segment_probability, healthy.segment_probability, sick.others_probability,
+                            healthy.others_probability, sick.seconds)
 
 
 def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:

@@ -37,6 +37,26 @@ def test_localisation_bench_prints_its_ratio_last(capsys):
 
 
 @pytest.mark.slow
+def test_localisation_bench_positive_control_scores_each_method_on_the_taught_copy(capsys):
+    args = ["--clips", "1", "--steps", "1", "--views", "A2C", "--positive-control", "--control-clips", "2",
+            "--control-epochs", "1", "--methods", "grad-cam,integrated-gradients"]
+    assert _load("attribution_localisation").main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("positive control A2C: epoch 1/1 loss ")
+    headers = [line for line in lines if line.startswith("bundle: ")]
+    assert len(headers) == 2 and all("(positive control: fine-tuned copies)" in h and "views A2C" in h for h in headers)
+    assert "grad-cam" in headers[0] and "integrated-gradients" in headers[1]
+    assert re.fullmatch(r"ratio: -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]|ratio: nan \[nan, nan\]", lines[-1]), lines[-1]
+
+
+def test_localisation_bench_refuses_an_unknown_method_before_any_work():
+    from echocmr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="attribution method must be one of"):
+        _load("attribution_localisation").main(["--methods", "integrated-gradients,saliency"])
+
+
+@pytest.mark.slow
 def test_attribution_cpu_bench_prints_seconds_last(capsys):
     assert _load("attribution_cpu").main(["--repeats", "1", "--steps", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]

@@ -67,3 +67,26 @@ def segment_labels_112(labels: np.ndarray, clip: Clip) -> np.ndarray:
     sector crop and resize ingestion applied to the pixels; nearest neighbour, so labels stay
     labels). ``clip`` is the ingested clip of the same rendering."""
     return labels_to_112(labels, clip)
+
+
+def segment_territories(segments: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W): each LV pixel (``lv`` > 0: blood pool or myocardium) labelled with the
+    segment of the nearest myocardium pixel in ``segments`` (same frame), 0 elsewhere.
+
+    ``segments``: uint8 (T, H, W) as :func:`segment_labels_112` gives; ``lv``: (T, H, W), e.g. the
+    renderer's LV labels mapped the same way. A wall's motion shows at its endocardial border, on
+    the cavity side as much as in the wall, so a map that lights the cavity beside a segment is
+    pointing at that segment: this is the region that counts it so.
+    """
+    from scipy import ndimage
+
+    segments, lv = np.asarray(segments), np.asarray(lv)
+    if segments.shape != lv.shape or segments.ndim != 3:
+        raise ValueError(f"segments {segments.shape} and lv {lv.shape} must be one (T, H, W) shape")
+    out = np.zeros(segments.shape, np.uint8)
+    for t, frame in enumerate(segments):
+        if not (frame > 0).any():
+            continue
+        _, (rows, cols) = ndimage.distance_transform_edt(frame == 0, return_indices=True)
+        out[t] = np.where(lv[t] > 0, frame[rows, cols], 0)
+    return out
