@@ -3,7 +3,7 @@
 For ``--clips`` cases (views A4C, A2C, PLAX in turn) a synthetic patient's heart gets exactly one
 akinetic AHA segment among those the clip shows; the clip is rendered at the demo cohort's size,
 written as a JPEG DICOM and ingested like any upload, and the view model's WMA output is explained
-by ``--method`` (``echocmr.attribution_check``). Per clip:
+by each of ``--methods`` (``echocmr.attribution_check``). Per clip:
 
     ratio = (share of the myocardium's positive attribution inside the akinetic segment)
             / (the segment's share of the myocardium's area)           1 = chance
@@ -72,7 +72,9 @@ def report(name: str, values: np.ndarray) -> None:
 
 def summarise(cases: list, control: bool) -> None:
     """The figures, the headline last: ``ratio: M [LO, HI]``."""
-    field = lambda name: np.array([getattr(c, name) for c in cases], dtype=np.float64)  # noqa: E731
+    def field(name: str) -> np.ndarray:
+        return np.array([getattr(c, name) for c in cases], dtype=np.float64)
+
     print(f"clips scored: {int(np.isfinite(field('ratio')).sum())} of {len(cases)}")
     report("myocardium concentration (share of positive attribution on the myocardium / its share of the fan)",
            field("on_myocardium") / field("myocardium_area"))
