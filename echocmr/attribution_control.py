@@ -71,7 +71,7 @@ def control_clips(base: LoadedModel, config: PositiveControlConfig) -> tuple[lis
     return clips, targets
 
 
-def _batch(clips: list[np.ndarray], picks: np.ndarray, base: LoadedModel, rng: np.random.Generator) -> torch.Tensor:
+def training_batch(clips: list[np.ndarray], picks: np.ndarray, base: LoadedModel, rng: np.random.Generator) -> torch.Tensor:
     """float32 (B, 3, n_frames, 112, 112): one random augmented window per picked clip."""
     sampling, norm = base.sampling, base.meta["normalisation"]
     windows = []
@@ -98,7 +98,7 @@ def train_positive_control(base: LoadedModel, config: PositiveControlConfig = Po
         order, total = rng.permutation(len(clips)), 0.0
         for start in range(0, len(order), config.batch_size):
             picks = order[start:start + config.batch_size]
-            logits = module(_batch(clips, picks, base, rng))[:, columns]
+            logits = module(training_batch(clips, picks, base, rng))[:, columns]
             loss = F.binary_cross_entropy_with_logits(logits, y[picks])
             optimiser.zero_grad()
             loss.backward()
