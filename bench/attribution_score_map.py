@@ -31,10 +31,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from echocmr.attribution import central_window, localisation_ratio  # noqa: E402
-from echocmr.attribution_check import RENDER_SIZE, _ingested, bootstrap_mean, one_akinetic, visible_segments  # noqa: E402
+from echocmr.attribution_check import RENDER_SIZE, bootstrap_mean, labelled_clip, one_akinetic, visible_segments  # noqa: E402
 from echocmr.attribution_control import PositiveControlConfig, control_clips, training_batch  # noqa: E402
 from echocmr.bundle import active_bundle_dir  # noqa: E402
 from echocmr.config import SynthConfig  # noqa: E402
+from echocmr.dataset import to_tensor  # noqa: E402
 from echocmr.model_runner import LoadedModel, load_view_model  # noqa: E402
 
 
@@ -89,15 +90,9 @@ def teach(model: ScoreMapWMA, base: LoadedModel, config: PositiveControlConfig) 
 
 def score(model: ScoreMapWMA, base: LoadedModel, spec, heart, segment: int) -> tuple[float, float]:
     """(localisation ratio of the map on the myocardium, window P(WMA)) for one rendered clip."""
-    from echocmr.synth import render_clip
-    from echocmr.synth.segments import segment_label_frames, segment_labels_112
-
-    clip = _ingested(render_clip(spec, heart, bgr=True), spec)
-    labels = segment_labels_112(segment_label_frames(spec, heart), clip)
+    clip, labels, _ = labelled_clip(spec, heart)
     idx = central_window(base, len(clip.frames))
-    norm = base.meta["normalisation"]
-    x = ((torch.from_numpy(clip.frames[idx].astype(np.float32)) - norm["mean"]) / norm["std"])[None, None]
-    x = x.expand(-1, 3, -1, -1, -1)
+    x = to_tensor(clip.frames[idx], base.meta["normalisation"])[None].expand(-1, 3, -1, -1, -1)
     with torch.no_grad():
         heat, logit = model.weights(x).numpy(), float(model(x)[0])
     window = labels[idx]

@@ -19,8 +19,8 @@ for the clip's central test-time window (the model's ``n_frames`` frames ``perio
   that cover it. Positive: the region's own change over time (its motion, or its failure to move
   with the rest) raised the WMA output against a still copy of itself — the question wall motion
   asks. One forward pass per patch position (169 at the defaults: 8.7 s for the shipped compact
-  model on 2 cores, far longer for R(2+1)D-18 on a CPU); patches span the whole window, so it has no time resolution
-  (``frame_importance`` is flat) and is blurred to the patch size.
+  model on 2 cores, far longer for R(2+1)D-18 on a CPU); patches span the whole window, so it has
+  no time resolution (``frame_importance`` is flat) and is blurred to the patch size.
 
 Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
 README *Attribution*).

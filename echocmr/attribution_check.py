@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attribution import AttributionConfig, explain_clip, localisation_ratio
+from .clip import Clip
 from .model_runner import LoadedModel, at_model_rate
 
 AKINETIC = 2  # wall-motion score of the planted segment (cmr_reports.csv coding)
@@ -73,7 +74,7 @@ def one_akinetic(heart, segment: int):
     return dataclasses.replace(heart, wma=wma, transmural=np.zeros(17, bool))
 
 
-def _ingested(rendered, spec):
+def ingest_rendered(rendered, spec):
     """The rendered clip as ``predict`` would see it: a JPEG DICOM read by ``echocmr.ingest``."""
     from .ingest.pipeline import read_clip
     from .synth.dicom_writer import clip_dicom_bytes
@@ -81,19 +82,28 @@ def _ingested(rendered, spec):
     return read_clip(clip_dicom_bytes(rendered.frames, spec, "CHECK"))
 
 
-def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig) -> _Scored:
-    """Render, ingest and explain one clip and score its positive attribution on ``segment``."""
+def labelled_clip(spec, heart) -> tuple[Clip, np.ndarray, np.ndarray]:
+    """(clip, segments, territories) of one rendering: the ingested clip (:func:`ingest_rendered`)
+    and, on its frames' 112×112 grid, uint8 (T, 112, 112) each myocardium pixel's segment and each
+    LV pixel's nearest segment (:func:`echocmr.synth.segments.segment_territories`)."""
     from .synth import render_clip
-    from .synth.measure import labels_to_112, sector_mask_112
+    from .synth.measure import labels_to_112
     from .synth.segments import segment_label_frames, segment_labels_112, segment_territories
 
     rendered = render_clip(spec, heart, bgr=True, labels=True)
-    clip = _ingested(rendered, spec)
-    labels = segment_labels_112(segment_label_frames(spec, heart), clip)
-    if len(labels) != len(clip.frames):
-        raise ValueError(f"ingestion changed the frame count ({len(labels)} rendered, {len(clip.frames)} read)")
+    clip = ingest_rendered(rendered, spec)
+    segments = segment_labels_112(segment_label_frames(spec, heart), clip)
+    if len(segments) != len(clip.frames):
+        raise ValueError(f"ingestion changed the frame count ({len(segments)} rendered, {len(clip.frames)} read)")
     assert rendered.labels is not None  # asked for above
-    territories = segment_territories(labels, labels_to_112(rendered.labels, clip))
+    return clip, segments, segment_territories(segments, labels_to_112(rendered.labels, clip))
+
+
+def _score(model: LoadedModel, spec, heart, segment: int, config: AttributionConfig) -> _Scored:
+    """Render, ingest and explain one clip and score its positive attribution on ``segment``."""
+    from .synth.measure import sector_mask_112
+
+    clip, labels, territories = labelled_clip(spec, heart)
     frames = at_model_rate(clip.frames, clip.fps, model)
     picked = at_model_rate(np.arange(len(clip.frames)), clip.fps, model)  # the same frames, picked the same way
     attribution = explain_clip(model, frames, config=config)

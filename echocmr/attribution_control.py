@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attribution_check import RENDER_SIZE, _ingested, one_akinetic, visible_segments
+from .attribution_check import RENDER_SIZE, ingest_rendered, one_akinetic, visible_segments
 from .config import SynthConfig
-from .dataset import augment
+from .dataset import augment, frame_indices, to_tensor
 from .model_runner import LoadedModel, at_model_rate
 from .synth.segments import shown_segments
 
@@ -66,7 +66,7 @@ def control_clips(base: LoadedModel, config: PositiveControlConfig) -> tuple[lis
             segment = int(rng.choice(visible_segments(spec, heart)))
             heart = one_akinetic(heart, segment)
             targets[i, 0] = targets[i, 1 + segments.index(segment)] = 1.0
-        clip = _ingested(render_clip(spec, heart, bgr=True), spec)
+        clip = ingest_rendered(render_clip(spec, heart, bgr=True), spec)
         clips.append(at_model_rate(clip.frames, clip.fps, base))
     return clips, targets
 
@@ -77,10 +77,9 @@ def training_batch(clips: list[np.ndarray], picks: np.ndarray, base: LoadedModel
     windows = []
     for i in picks:
         frames = clips[i]
-        start = rng.integers(0, max(len(frames) - sampling.span, 0) + 1)
-        window = augment(frames[(start + np.arange(sampling.n_frames) * sampling.period) % len(frames)], rng)
-        windows.append((torch.from_numpy(window) - norm["mean"]) / norm["std"])
-    return torch.stack(windows)[:, None].expand(-1, 3, -1, -1, -1)
+        start = int(rng.integers(0, max(len(frames) - sampling.span, 0) + 1))
+        windows.append(to_tensor(augment(frames[frame_indices(len(frames), sampling, start)], rng), norm))
+    return torch.stack(windows).expand(-1, 3, -1, -1, -1)
 
 
 def train_positive_control(base: LoadedModel, config: PositiveControlConfig = PositiveControlConfig(),

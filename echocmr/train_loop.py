@@ -150,8 +150,9 @@ def validation_score(metrics: dict[str, float], names: tuple[str, ...], val_loss
 
     View models: −validation loss (the masked multi-task loss), as the paper selects on its
     validation set; with ``select_on="auroc"`` the mean validation AUROC of the view-level
-    findings (``PER_VIEW_TARGETS``: WMA and LGE in the view's segments), not of all binary outputs: per-segment AUROCs swing with
-    the handful of positives a segment has in a small validation split. The view classifier: mean
+    findings (``PER_VIEW_TARGETS``: WMA and LGE in the view's segments), not of all binary
+    outputs: per-segment AUROCs swing with the handful of positives a segment has in a small
+    validation split. The view classifier: mean
     one-vs-rest AUROC. Each falls back to −validation loss, then −training loss, when what it
     needs was not measured.
     """
