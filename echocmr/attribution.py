@@ -22,6 +22,13 @@ for the clip's central test-time window (the model's ``n_frames`` frames ``perio
   model on 2 cores, far longer for R(2+1)D-18 on a CPU); patches span the whole window, so it has
   no time resolution (``frame_importance`` is flat) and is blurred to the patch size.
 
+- ``score-map``: for an output pooled from the model's own score map
+  (:class:`~echocmr.models.MapPooledNet`, ``ModelConfig.map_outputs``), that map's pooling
+  weights: each place and time's share of the log-mean-exp that *is* the output, upsampled from
+  layer3's grid (1/8 in space, 1/4 in time) to the window and summing to 1. Not recovered after
+  the fact but what the output is made of; one forward pass. The default ("auto") for such an
+  output; integrated gradients otherwise.
+
 Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
 README *Attribution*).
 
@@ -30,6 +37,7 @@ No Streamlit here; :mod:`echocmr.attribution_media` draws the overlays.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -40,6 +48,7 @@ from torch import nn
 from .config import CAM_LAYER, AttributionConfig
 from .errors import ConfigError, InputError
 from .model_runner import LoadedModel, at_model_rate
+from .models import MapPooledNet, map_weights
 from .windows import window_indices
 
 WMA_OUTPUTS = ("wma_view", "wma")  # the first one a model has is explained
@@ -140,9 +149,12 @@ def explain_clip(model: LoadedModel, frames: np.ndarray, fps: float | None = Non
     norm = model.meta["normalisation"]
     x = ((torch.from_numpy(window.astype(np.float32)) - norm["mean"]) / norm["std"])[None, None].to(model.device)
     k = model.outputs.index(output)
+    config = dataclasses.replace(config, method=resolve_method(model.module, k, config.method))
     forward = _OneLogit(model.module, k).eval()
     with _frozen(model.module), _threads(config.threads):
-        if config.method == "grad-cam":
+        if config.method == "score-map":
+            heat, baseline_logit, delta = _score_map(model.module, k, x), float("nan"), float("nan")
+        elif config.method == "grad-cam":
             heat, baseline_logit, delta = _grad_cam(forward, _cam_layer(model.module, k), x), float("nan"), float("nan")
         elif config.method == "motion-occlusion":
             heat, baseline_logit, delta = _motion_occlusion(forward, x, config), float("nan"), float("nan")
@@ -157,6 +169,32 @@ def explain_clip(model: LoadedModel, frames: np.ndarray, fps: float | None = Non
     return ClipAttribution(output, idx, window.copy(), heat.astype(np.float32), contribution.astype(np.float32),
                            importance.astype(np.float32), logit, baseline_logit, delta,
                            time.perf_counter() - started, config.description)
+
+
+def resolve_method(module: nn.Module, k: int, method: str) -> str:
+    """``method``, with "auto" made concrete: "score-map" when output ``k`` is pooled from one
+    (:class:`~echocmr.models.MapPooledNet`), else "integrated-gradients". Refuses "score-map"
+    for an output without a map."""
+    has_map = isinstance(module, MapPooledNet) and k < module.n_map
+    if method == "auto":
+        return "score-map" if has_map else "integrated-gradients"
+    if method == "score-map" and not has_map:
+        raise ConfigError("this output is not pooled from a score map (ModelConfig.map_outputs); "
+                          "choose another attribution method")
+    return method
+
+
+def _score_map(module: nn.Module, k: int, x: torch.Tensor) -> np.ndarray:
+    """float32 (T, H, W) for x (1, 1, T, H, W): map ``k``'s pooling weights (each place's share
+    of the output, :func:`echocmr.models.map_weights`), upsampled trilinearly to x's grid and
+    renormalised to sum to 1. One forward pass to layer3; nothing to integrate."""
+    assert isinstance(module, MapPooledNet)
+    with torch.no_grad():
+        scores, _ = module.maps(x.expand(-1, 3, -1, -1, -1))
+        weights = map_weights(scores)[:, k:k + 1]
+        heat = nn.functional.interpolate(weights, size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)
+    share = heat[0, 0].double().clamp(min=0).cpu().numpy()
+    return (share / share.sum()).astype(np.float32) if share.sum() > 0 else share.astype(np.float32)
 
 
 def _integrated_gradients(forward: nn.Module, x: torch.Tensor, baseline: torch.Tensor,

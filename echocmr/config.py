@@ -168,6 +168,10 @@ class ModelConfig:
     n_frames: int = 32
     period: int = 2
     pretrained_path: str = ""  # optional local weights file; nothing is ever downloaded
+    # The first map_outputs outputs (a view model's begin wma_view, lge_view) are each pooled from
+    # a score map over layer3's places and times (echocmr.models.MapPooledNet), not from the
+    # clip-wide average: the map says where and when, and is the "score-map" attribution.
+    map_outputs: int = 0
 
 
 SELECT_ON = ("loss", "auroc")  # TrainConfig.select_on
@@ -210,7 +214,8 @@ class TrainConfig:
     select_on: str = "loss"
 
 
-ATTRIBUTION_METHODS = ("integrated-gradients", "grad-cam", "motion-occlusion")  # echocmr.attribution
+# echocmr.attribution; "auto": "score-map" for an output pooled from a score map, else integrated gradients
+ATTRIBUTION_METHODS = ("auto", "score-map", "integrated-gradients", "grad-cam", "motion-occlusion")
 CAM_LAYER = "layer2"  # Grad-CAM's layer: VideoResNet's and CompactR2Plus1D's second residual stage
 
 
@@ -218,7 +223,7 @@ CAM_LAYER = "layer2"  # Grad-CAM's layer: VideoResNet's and CompactR2Plus1D's se
 class AttributionConfig:
     """How the attribution is computed (shared by the CLI, the app and the benches)."""
 
-    method: str = "integrated-gradients"  # or "grad-cam", "motion-occlusion" (echocmr.attribution)
+    method: str = "auto"  # or one of ATTRIBUTION_METHODS (echocmr.attribution)
     n_steps: int = 8  # integration nodes between baseline and clip
     internal_batch_size: int = 8  # windows per forward/backward pass (memory vs speed)
     baseline_grey: int = 0  # uint8 grey level of the baseline clip (0: black, no echo)
@@ -248,6 +253,10 @@ class AttributionConfig:
         if self.method == "motion-occlusion":
             return (f"motion occlusion (Captum), {self.patch_px}-px patches every {self.stride_px} px held still "
                     "over the window")
+        if self.method == "score-map":
+            return "the model's own WMA score map (layer3, log-mean-exp pooled): each place's weight in the output"
+        if self.method == "auto":
+            return "the model's own score map where it has one, else integrated gradients"
         return f"integrated gradients (Captum), black-clip baseline (grey {self.baseline_grey}), {self.n_steps} steps"
 
 
@@ -296,8 +305,11 @@ PRESETS: dict[str, TrainConfig] = {
 # Under cpu-demo the A4C model's validation loss was lowest after epoch 1 (34 segment outputs
 # dominate it), so that model stopped there at chance for WMA, and A2C/PLAX were still improving at
 # epoch 5. cpu-demo itself is unchanged: the learning-curve and power analyses were run with it.
-PRESETS["cpu-default"] = dataclasses.replace(PRESETS["cpu-demo"], preset="cpu-default", epochs=7, patience=7,
-                                             lr_step_epochs=5, select_on="auroc")
+# Its WMA output is pooled from a score map (ModelConfig.map_outputs): the Predict page shows that map,
+# which points at a still segment where attribution of an average-pooled head points away (README).
+PRESETS["cpu-default"] = dataclasses.replace(
+    PRESETS["cpu-demo"], preset="cpu-default", model=dataclasses.replace(PRESETS["cpu-demo"].model, map_outputs=1),
+    epochs=7, patience=7, lr_step_epochs=5, select_on="auroc")
 
 _CONFIG_TYPES = {
     cls.__name__: cls

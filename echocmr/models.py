@@ -13,6 +13,7 @@ come only from ``ModelConfig.pretrained_path`` (safetensors, or a torch file rea
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from .errors import CheckpointError, ConfigError
 ARCHS = ("r2plus1d_18", "compact", "r2plus1d_18_per_target")
 # Pretrained files larger than this are refused before reading (r2plus1d_18 fp32 is ~125 MB).
 MAX_PRETRAINED_BYTES = 1 << 30
+HEAD_KEYS = ("fc.", "score_map.")  # trained for our outputs; never taken from pretrained weights
 
 
 class CompactR2Plus1D(nn.Module):
@@ -97,6 +99,66 @@ class PerTargetR2Plus1D(nn.Module):
         return torch.cat([net(x) for net in self.nets], dim=1)
 
 
+class MapPooledNet(nn.Module):
+    """An R(2+1)D whose first ``n_map`` outputs are each pooled from a score map, the rest from fc.
+
+    A 1x1x1 convolution on ``layer3``'s features (1/8 of the resolution in space, 1/4 in time)
+    scores every place and time; output k < ``n_map`` is the log-mean-exp of its map at sharpness
+    ``MAP_SHARPNESS`` (multiple-instance pooling: one abnormal place can carry the clip, and a
+    normal clip must keep every place low). The map is then an explanation by construction
+    (``maps``; ``echocmr.attribution``'s "score-map"), where a clip-wide average before one linear
+    layer leaves it to be recovered afterwards. The other outputs go through layer4, the average
+    and ``fc`` as before. Keys: the trunk's (stem, layer1..4, fc) plus ``score_map``.
+    """
+
+    def __init__(self, trunk: nn.Module, n_map: int, n_outputs: int):
+        super().__init__()
+        if not 1 <= n_map < n_outputs:
+            raise ConfigError(f"map_outputs must be 1..{n_outputs - 1} for a model with {n_outputs} outputs "
+                              f"(at least one output is pooled from the whole clip), got {n_map}")
+        self.n_map = int(n_map)
+        parts = {name: getattr(trunk, name) for name in ("stem", "layer1", "layer2", "layer3", "layer4", "avgpool")}
+        assert all(isinstance(part, nn.Module) for part in parts.values())  # VideoResNet's attribute names
+        self.stem, self.layer1, self.layer2 = parts["stem"], parts["layer1"], parts["layer2"]
+        self.layer3, self.layer4, self.avgpool = parts["layer3"], parts["layer4"], parts["avgpool"]
+        head = trunk.fc
+        assert isinstance(head, nn.Linear)  # both trunks end in one Linear layer
+        self.fc = nn.Linear(head.in_features, n_outputs - n_map)
+        # layer4 doubles layer3's channels in r2plus1d_18 and CompactR2Plus1D alike.
+        self.score_map = nn.Conv3d(head.in_features // 2, n_map, kernel_size=1)
+        for layer in (self.fc, self.score_map):
+            nn.init.normal_(layer.weight, 0, 0.01)
+            if layer.bias is not None:  # both have one; Conv3d's is typed optional
+                nn.init.constant_(layer.bias, 0)
+
+    def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, T, H, W) -> (scores (B, n_map, T/4, H/8, W/8), layer3 features)."""
+        features = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.score_map(features), features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, T, H, W) float -> (B, n_outputs) float: map-pooled outputs first."""
+        scores, features = self.maps(x)
+        pooled = self.fc(self.avgpool(self.layer4(features)).flatten(1))
+        return torch.cat([log_mean_exp(scores.flatten(2)), pooled], dim=1)
+
+
+MAP_SHARPNESS = 4.0  # log-mean-exp temperature: 4 ~ between the mean (0) and the max (inf) of a map
+
+
+def log_mean_exp(scores: torch.Tensor) -> torch.Tensor:
+    """(B, K, N) float scores -> (B, K): (1/s) log mean exp(s * scores) at s = ``MAP_SHARPNESS``."""
+    sharp = scores.float() * MAP_SHARPNESS
+    return (torch.logsumexp(sharp, dim=2) - math.log(sharp.shape[2])) / MAP_SHARPNESS
+
+
+def map_weights(scores: torch.Tensor) -> torch.Tensor:
+    """(B, K, T', H', W') scores -> the same shape: each place's weight in its map's log-mean-exp
+    (softmax of the sharpened scores; sums to 1 per map). float32."""
+    sharp = scores.float() * MAP_SHARPNESS
+    return torch.softmax(sharp.flatten(2), dim=2).reshape(sharp.shape)
+
+
 def _init_like_torchvision(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
@@ -130,6 +192,10 @@ def build_model(config: ModelConfig, n_outputs: int) -> nn.Module:
         model = PerTargetR2Plus1D(n_outputs)
     else:
         raise ConfigError(f"unknown model arch {config.arch!r}; choose one of {', '.join(ARCHS)}")
+    if config.map_outputs:
+        if config.arch == "r2plus1d_18_per_target":
+            raise ConfigError("map_outputs needs one shared trunk; r2plus1d_18_per_target has one per output")
+        model = MapPooledNet(model, int(config.map_outputs), n_outputs)
     if config.pretrained_path:
         load_pretrained(model, Path(config.pretrained_path))
     return model
@@ -141,7 +207,7 @@ def without_pretrained(config: ModelConfig) -> ModelConfig:
 
 
 def load_pretrained(model: nn.Module, path: Path) -> None:
-    """Load local backbone weights; every tensor except the head (``fc.*``) must match in shape.
+    """Load local backbone weights; every tensor except the heads (``fc.*``, ``score_map.*``) must match in shape.
 
     Accepts ``.safetensors`` or a torch file holding a plain state dict (read with
     ``weights_only=True``, so no code in it runs). ``module.`` / ``_orig_mod.`` prefixes are ignored.
@@ -163,8 +229,8 @@ def load_pretrained(model: nn.Module, path: Path) -> None:
             state = state.get("state_dict", state)
     if not isinstance(state, dict):
         raise CheckpointError("pretrained weights file does not hold a state dict")
-    state = {strip_prefixes(k): v for k, v in state.items() if not strip_prefixes(k).startswith("fc.")}
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    state = {strip_prefixes(k): v for k, v in state.items() if not strip_prefixes(k).startswith(HEAD_KEYS)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_KEYS)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))

@@ -30,7 +30,7 @@ from .dataset import (
 )
 from .errors import ConfigError
 from .prepared import prepared_jpeg_decode, prepared_target_fps, read_prepare_json
-from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, SEGMENT_OUTPUTS, TARGETS
+from .targets import CLASSIFIER_LABELS, MODEL_VIEWS, SEGMENT_OUTPUTS, TARGETS, output_kind
 
 VIEW_CLASSIFIER = "view_classifier"
 # A view model's outputs: the targets, then one per finding and AHA segment (masked where the
@@ -78,9 +78,19 @@ def plan_tasks(config: TrainConfig, manifest_columns: Iterable[str] | None = Non
         tasks.append(Task(VIEW_CLASSIFIER, "view_classifier", CLASSIFIER_LABELS, clf_model, 0,
                           config.classifier_epochs or config.epochs))
     outputs = view_outputs(manifest_columns)
+    _check_map_outputs(config.model, outputs)
     for i, view in enumerate(config.views, start=1):
         tasks.append(Task(view, "view_model", outputs, config.model, i, config.epochs))
     return tasks
+
+
+def _check_map_outputs(model: ModelConfig, outputs: tuple[str, ...]) -> None:
+    """A score map is pooled into a logit: only binary outputs can be map-pooled."""
+    mapped = outputs[:max(0, int(model.map_outputs))]
+    kinds = {name: output_kind(name) for name in mapped}
+    if not 0 <= int(model.map_outputs) < len(outputs) or any(kind != "binary" for kind in kinds.values()):
+        raise ConfigError(f"map_outputs={model.map_outputs}: the map-pooled outputs must be binary and leave one "
+                          f"output to pool from the whole clip; the first ones are {list(kinds.items())}")
 
 
 def task_rows(task: Task, manifest: pd.DataFrame, split: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from .errors import CheckpointError
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_JSON_BYTES = 64 * 1024 * 1024
 # Architecture numbers a checkpoint may declare (the largest shipped/trained model is far below).
-ARCH_BOUNDS = {"width": (1, 256), "n_frames": (1, 256), "period": (1, 16)}
+ARCH_BOUNDS = {"width": (1, 256), "n_frames": (1, 256), "period": (1, 16), "map_outputs": (0, 64)}
 MAX_OUTPUTS = 64
 
 

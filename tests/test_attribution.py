@@ -1,4 +1,4 @@
-"""Attribution (integrated gradients, Grad-CAM, motion occlusion) of the WMA output: shapes,
+"""Attribution (score map, integrated gradients, Grad-CAM, motion occlusion) of the WMA output: shapes,
 completeness, each method against its definition, errors."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from echocmr.attribution import (
     localisation_ratio,
     wma_output,
 )
-from echocmr.config import ModelConfig
+from echocmr.config import ModelConfig, to_dict
 from echocmr.errors import ConfigError, InputError
 from echocmr.model_runner import LoadedModel
 from echocmr.models import build_model
@@ -24,11 +24,11 @@ FAST = AttributionConfig(n_steps=2, internal_batch_size=2)
 OUTPUTS = ("wma_view", "lge_view", "wma")
 
 
-def _tiny_model(outputs=OUTPUTS, n_frames: int = 4, period: int = 2) -> LoadedModel:
+def _tiny_model(outputs=OUTPUTS, n_frames: int = 4, period: int = 2, map_outputs: int = 0) -> LoadedModel:
     torch.manual_seed(0)
-    config = ModelConfig(arch="compact", width=2, n_frames=n_frames, period=period)
+    config = ModelConfig(arch="compact", width=2, n_frames=n_frames, period=period, map_outputs=map_outputs)
     module = build_model(config, len(outputs)).eval()
-    meta = {"kind": "view_model", "model": {"arch": "compact", "width": 2, "n_frames": n_frames, "period": period},
+    meta = {"kind": "view_model", "model": to_dict(config),
             "outputs": list(outputs), "normalisation": {"mean": 20.0, "std": 40.0}, "data": {}}
     return LoadedModel(module, meta, tuple(outputs))
 
@@ -137,6 +137,40 @@ def test_grad_cam_of_a_per_target_model_reads_that_targets_network():
     assert _cam_layer(module, 1) is module.nets[1].layer2 and _cam_layer(module, 0) is module.nets[0].layer2
     with pytest.raises(ConfigError, match="layer2"):
         _cam_layer(torch.nn.Linear(2, 2), 0)
+
+
+def test_score_map_is_the_models_own_pooling_weights_upsampled():
+    """For a map-pooled output, "auto" shows the map: its softmax weights at the model's sharpness,
+    trilinearly upsampled to the window and summing to 1; no gradient, no baseline."""
+    from echocmr.models import map_weights
+
+    model = _tiny_model(n_frames=8, map_outputs=1)
+    torch.nn.init.normal_(model.module.score_map.weight, 0, 0.5)
+    frames = _frames(20, seed=2)
+    result = explain_clip(model, frames)
+    norm = model.meta["normalisation"]
+    x = ((torch.from_numpy(frames[result.frame_indices].astype(np.float32)) - norm["mean"]) / norm["std"])[None, None]
+    with torch.no_grad():
+        scores, _ = model.module.maps(x.expand(-1, 3, -1, -1, -1))
+        logit = float(model.module(x.expand(-1, 3, -1, -1, -1))[0, 0])
+    up = torch.nn.functional.interpolate(map_weights(scores)[:, :1], size=(8, 112, 112), mode="trilinear",
+                                         align_corners=False)[0, 0].double().numpy()
+    assert np.allclose(result.heat, up / up.sum(), atol=1e-7) and result.heat.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(result.frame_importance, result.frame_contribution, atol=1e-6)  # a share already
+    assert np.ptp(result.frame_importance) > 0 and result.logit == pytest.approx(logit, abs=1e-6)
+    assert result.method.startswith("the model's own WMA score map") and np.isnan(result.baseline_logit)
+    assert np.array_equal(explain_clip(model, frames).heat, result.heat)  # deterministic
+
+
+def test_auto_falls_back_to_integrated_gradients_and_score_map_needs_a_map():
+    mapped = _tiny_model(n_frames=8, map_outputs=1)
+    assert explain_clip(mapped, _frames(), output="lge_view", config=FAST).method.startswith("integrated")
+    assert explain_clip(_tiny_model(), _frames(), config=FAST).method.startswith("integrated")
+    assert explain_clip(mapped, _frames(), config=GRAD_CAM).method.startswith("Grad-CAM")  # asked for, given
+    with pytest.raises(ConfigError, match="not pooled from a score map"):
+        explain_clip(mapped, _frames(), output="lge_view", config=AttributionConfig(method="score-map"))
+    with pytest.raises(ConfigError, match="not pooled from a score map"):
+        explain_clip(_tiny_model(), _frames(), config=AttributionConfig(method="score-map"))
 
 
 MOTION = AttributionConfig(method="motion-occlusion", patch_px=56, stride_px=28)

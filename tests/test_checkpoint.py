@@ -111,6 +111,27 @@ def test_oversized_and_mismatched_checkpoints_are_refused(saved, monkeypatch):
         ckpt.load_checkpoint(stem)
 
 
+def test_a_map_pooled_model_round_trips_and_its_map_count_is_checked(tmp_path):
+    """map_outputs is part of the recorded architecture: the same number rebuilds the same model;
+    another number does not fit the weights and is refused, as is one out of bounds."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, map_outputs=1)
+    model = build_model(config, len(NAMES)).eval()
+    stem = tmp_path / "A4C"
+    ckpt.save_checkpoint(stem, model, {**_meta(), "model": to_dict(config)})
+    loaded, meta = ckpt.load_checkpoint(stem)
+    x = torch.randn(1, 3, 8, 112, 112)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x)) and meta["model"]["map_outputs"] == 1
+    for value, match in ((2, "do not fit"), (0, "do not fit"), (10_000, "map_outputs must be")):
+        broken = {**meta, "model": {**meta["model"], "map_outputs": value}}
+        stem.with_suffix(".json").write_text(json.dumps(broken))
+        with pytest.raises(CheckpointError, match=match):
+            ckpt.load_checkpoint(stem)
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_training_state_round_trips_with_weights_only(tmp_path):
     model = build_model(TINY, 3)

@@ -106,6 +106,56 @@ def test_pretrained_weights_load_except_the_head(tmp_path):
         build_model(ModelConfig(arch="compact", width=8, pretrained_path=str(path)), 2)
 
 
+MAPPED = ModelConfig(arch="compact", width=4, n_frames=8, period=2, map_outputs=2)
+
+
+def test_map_pooled_outputs_are_the_log_mean_exp_of_their_maps():
+    """Outputs 0 and 1 are (1/4) log mean exp(4 s) over their own layer3 maps; the rest come from
+    layer4's clip average and fc, exactly as the plain model computes them."""
+    from echocmr.models import MAP_SHARPNESS, MapPooledNet, map_weights
+
+    torch.manual_seed(0)
+    model = build_model(MAPPED, len(NAMES)).eval()
+    assert isinstance(model, MapPooledNet) and model.fc.out_features == len(NAMES) - 2
+    torch.nn.init.normal_(model.score_map.weight, 0, 0.5)  # a map with contrast
+    x = torch.randn(2, 3, 8, 112, 112)
+    with torch.inference_mode():
+        out = model(x)
+        scores, features = model.maps(x)
+        pooled = model.fc(model.avgpool(model.layer4(features)).flatten(1))
+    assert scores.shape == (2, 2, 2, 14, 14) and out.shape == (2, len(NAMES))
+    flat = scores.flatten(2).double() * MAP_SHARPNESS
+    expected = (flat.exp().mean(dim=2).log() / MAP_SHARPNESS).float()
+    assert torch.allclose(out[:, :2], expected, atol=1e-5) and torch.equal(out[:, 2:], pooled)
+    assert scores.flatten(2).mean(2).lt(out[:, :2]).all() and out[:, :2].lt(scores.flatten(2).amax(2)).all()
+    weights = map_weights(scores)
+    assert torch.allclose(weights.flatten(2).sum(2), torch.ones(2, 2)) and (weights >= 0).all()
+    assert list(model.state_dict())[-2:] == ["score_map.weight", "score_map.bias"]
+
+
+def test_map_outputs_that_cannot_work_are_refused():
+    from echocmr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"map_outputs must be 1..1 for a model with 2 outputs.*got 2"):
+        build_model(MAPPED, 2)  # nothing left to pool from the whole clip
+    with pytest.raises(ConfigError, match="one shared trunk"):
+        build_model(ModelConfig(arch="r2plus1d_18_per_target", map_outputs=1), 2)
+
+
+def test_pretrained_weights_start_a_map_pooled_model_except_its_heads(tmp_path):
+    """A plain backbone file (its fc of another size) starts the trunk; fc and score_map stay new."""
+    from safetensors.torch import save_file
+
+    source = build_model(TINY, 3)
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    import dataclasses
+
+    model = build_model(dataclasses.replace(MAPPED, pretrained_path=str(path)), len(NAMES))
+    assert torch.equal(model.layer3[0].conv1[0][0].weight, source.layer3[0].conv1[0][0].weight)
+    assert model.score_map.out_channels == 2 and model.fc.out_features == len(NAMES) - 2
+
+
 def test_dataset_filters_and_masks(prepared):
     manifest = read_manifest(prepared)
     rows = select_rows(manifest, "train", "A4C")

@@ -164,12 +164,17 @@ def test_ddp_with_two_gloo_processes_saves_one_checkpoint(prepared, tmp_path):
 
 
 def test_cli_trains_the_tiny_dataset(prepared, tmp_path, capsys):
+    from echocmr.models import MapPooledNet
+
     args = ["train", "--data", str(prepared), "--out", str(tmp_path), "--run-name", "cli", "--epochs", "1",
-            "--max-train-clips", "6", *TINY_ARGS]
+            "--max-train-clips", "6", "--map-outputs", "1", *TINY_ARGS]
     assert cli_main(args) == 0
     assert capsys.readouterr().out.strip().endswith("cli")
     config = json.loads((tmp_path / "cli" / "config.json").read_text())["train"]
     assert config["preset"] == "cpu-demo" and config["model"]["width"] == 4 and config["max_train_clips"] == 6
+    model = load_view_model(tmp_path / "cli" / "A4C" / "best")
+    assert isinstance(model.module, MapPooledNet) and model.module.n_map == 1 and model.outputs[0] == "wma_view"
+    assert predict_prepared(model, prepared, "test", "A4C", n_clips=1)["wma_view"].between(0, 1).all()
     assert cli_main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)] + TINY_ARGS) == 2
 
 
@@ -240,8 +245,19 @@ def test_select_on_is_a_flag_and_a_preset_and_is_checked():
     from echocmr.config import PRESETS
 
     assert PRESETS["cpu-default"].select_on == "auroc" and PRESETS["cpu-demo"].select_on == "loss"
-    assert PRESETS["cpu-default"].model == PRESETS["cpu-demo"].model
+    # The shipped default's recipe differs from cpu-demo's model only in its map-pooled WMA output.
+    assert PRESETS["cpu-default"].model == dataclasses.replace(PRESETS["cpu-demo"].model, map_outputs=1)
     args = cli.build_parser().parse_args(["train", *TINY_ARGS, "--select-on", "auroc"])
     assert config_from_args(args, PRESETS["cpu-demo"]).select_on == "auroc"
     with pytest.raises(ConfigError, match="select_on"):
         _validate(dataclasses.replace(TINY, select_on="accuracy"))
+
+
+def test_only_binary_outputs_are_pooled_from_a_map():
+    from echocmr.train_tasks import plan_tasks
+
+    tasks = plan_tasks(dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, map_outputs=2)))
+    assert tasks[0].outputs[:2] == ("wma_view", "lge_view") and tasks[0].model.map_outputs == 2
+    for bad in (8, -1, 10_000):  # the 8th output is T1 (continuous); -1 and too many are nonsense
+        with pytest.raises(ConfigError, match=f"map_outputs={bad}"):
+            plan_tasks(dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, map_outputs=bad)))

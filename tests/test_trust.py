@@ -83,7 +83,8 @@ def test_a_checkpoint_symlinked_from_outside_the_bundle_is_refused(bundle, tmp_p
 
 
 @pytest.mark.parametrize("key, value", [("width", 512), ("width", -1), ("n_frames", 100000),
-                                        ("period", 0), ("width", 8.5), ("width", True)])
+                                        ("period", 0), ("width", 8.5), ("width", True),
+                                        ("map_outputs", -1), ("map_outputs", 65), ("map_outputs", 1.5)])
 def test_architecture_numbers_are_bounded_before_building(bundle, monkeypatch, key, value):
     import echocmr.checkpoint as ckpt
 

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=("r2plus1d_18", "compact"), help="model architecture")
     p.add_argument("--width", type=int, help="compact model channels")
     p.add_argument("--frames", type=int, help="frames per clip")
+    p.add_argument("--map-outputs", type=int, metavar="N",
+                   help="pool the first N outputs (1: wma_view) from a score map the app shows as their "
+                        "explanation (0: the paper's head; default from preset)")
     p.add_argument("--init-weights", type=Path, metavar="FILE",
                    help="start the per-view r2plus1d_18 models from a local torchvision r2plus1d_18 state dict "
                         "(e.g. Kinetics-400 weights you downloaded; read with weights_only, head replaced)")
@@ -74,6 +77,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
     if getattr(args, "shards", False):
         changes["data_layout"] = "shards"
     model_fields = {"arch": args.arch, "width": args.width, "n_frames": args.frames,
+                    "map_outputs": getattr(args, "map_outputs", None),
                     "pretrained_path": init_weights_path(getattr(args, "init_weights", None))}
     model_changes = {k: v for k, v in model_fields.items() if v is not None}
     if model_changes:
@@ -89,7 +93,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig) -> TrainConfig
 # the restored weights, optimiser and scheduler (a new lr would be overwritten by the restored
 # scheduler; a new batch size or seed would break the resume == uninterrupted-run guarantee).
 RESUME_ADJUSTABLE = frozenset({"epochs", "classifier_epochs", "patience", "device", "num_workers", "compile"})
-FLAG_OF_FIELD = {"model": "--arch/--width/--frames", "view_classifier": "--no-view-classifier"}
+FLAG_OF_FIELD = {"model": "--arch/--width/--frames/--map-outputs", "view_classifier": "--no-view-classifier"}
 
 
 def _flags(fields) -> str:
