@@ -30,12 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from echocmr.attribution_check import bootstrap_mean, localisation_case  # noqa: E402
+from echocmr.attribution_check import bootstrap_mean, localisation_cases  # noqa: E402
 from echocmr.attribution_control import PositiveControlConfig, train_positive_control  # noqa: E402
 from echocmr.bundle import active_bundle_dir  # noqa: E402
-from echocmr.config import ATTRIBUTION_METHODS, AttributionConfig, SynthConfig  # noqa: E402
+from echocmr.config import ATTRIBUTION_METHODS, AttributionConfig  # noqa: E402
 from echocmr.model_runner import load_view_model  # noqa: E402
-from echocmr.synth import generate_patients  # noqa: E402
 
 VIEWS = ("A4C", "A2C", "PLAX")
 
@@ -48,20 +47,16 @@ def load_models(bundle: Path, views: tuple[str, ...]) -> dict:
 
 
 def run(models: dict, n_clips: int, seed: int, control: bool, config: AttributionConfig) -> list:
-    patients = generate_patients(SynthConfig(n_patients=n_clips, seed=seed))
-    rng = np.random.default_rng(seed)
-    cases = []
-    for i, patient in enumerate(patients):
-        view = list(models)[i % len(models)]
-        started = time.perf_counter()
-        case = localisation_case(models[view], rng, patient.heart, view, None, config, control)
+    cases, started = [], time.perf_counter()
+    for i, case in enumerate(localisation_cases(models, n_clips, seed, control, config)):
         cases.append(case)
-        print(f"{i + 1:3d} {view:<5} segment {case.segment:2d}  ratio {case.ratio:5.2f} (control {case.control_ratio:5.2f})  "
+        print(f"{i + 1:3d} {case.view:<5} segment {case.segment:2d}  ratio {case.ratio:5.2f} (control {case.control_ratio:5.2f})  "
               f"territory {case.territory_ratio:5.2f} (control {case.control_territory_ratio:5.2f})  "
               f"P(WMA) {case.probability:.2f} (normal {case.control_probability:.2f})  "
               f"P(segment) {case.segment_probability:.2f} (normal {case.control_segment_probability:.2f})  "
               f"on myocardium {case.on_myocardium:.0%} of the attribution, {case.myocardium_area:.0%} of the fan  "
               f"{time.perf_counter() - started:.1f} s", flush=True)
+        started = time.perf_counter()
     return cases
 
 

@@ -3,8 +3,15 @@
 Each method explains the **logit** of the per-view model's ``wma_view`` output (WMA in the AHA
 segments the view shows; ``wma``, any segment, for a bundle without it, e.g. published weights)
 for the clip's central test-time window (the model's ``n_frames`` frames ``period`` apart,
-:func:`echocmr.windows.window_indices` with one window), with Captum:
+:func:`echocmr.windows.window_indices` with one window), by one of these methods (all but the
+first with Captum):
 
+- ``score-map``: for an output pooled from the model's own score map
+  (:class:`~echocmr.models.MapPooledNet`, ``ModelConfig.map_outputs``), that map's pooling
+  weights: each place and time's share of the log-mean-exp that *is* the output, upsampled from
+  layer3's grid (1/8 in space, 1/4 in time) to the window and summing to 1. Not recovered after
+  the fact but what the output is made of; one forward pass. The default ("auto") for such an
+  output; integrated gradients otherwise.
 - ``integrated-gradients``: :class:`~captum.attr.IntegratedGradients` from the black clip (grey 0
   in every pixel, normalised like any input: what the scanner shows where there is no echo), with
   Gauss–Legendre nodes (8 by default). Per pixel, in logit units, and complete: the attributions
@@ -18,16 +25,9 @@ for the clip's central test-time window (the model's ``n_frames`` frames ``perio
   its mean over the window, and a pixel's value is the average fall of the logit over the patches
   that cover it. Positive: the region's own change over time (its motion, or its failure to move
   with the rest) raised the WMA output against a still copy of itself — the question wall motion
-  asks. One forward pass per patch position (169 at the defaults: 8.7 s for the shipped compact
+  asks. One forward pass per patch position (169 at the defaults: 7.2 s for the shipped compact
   model on 2 cores, far longer for R(2+1)D-18 on a CPU); patches span the whole window, so it has
   no time resolution (``frame_importance`` is flat) and is blurred to the patch size.
-
-- ``score-map``: for an output pooled from the model's own score map
-  (:class:`~echocmr.models.MapPooledNet`, ``ModelConfig.map_outputs``), that map's pooling
-  weights: each place and time's share of the log-mean-exp that *is* the output, upsampled from
-  layer3's grid (1/8 in space, 1/4 in time) to the window and summing to 1. Not recovered after
-  the fact but what the output is made of; one forward pass. The default ("auto") for such an
-  output; integrated gradients otherwise.
 
 Which method points at the akinetic wall is measured, not assumed (``echocmr.attribution_check``,
 README *Attribution*).
@@ -62,7 +62,7 @@ class ClipAttribution:
     window took; T is the model's ``n_frames``. ``frames``: uint8 (T, 112, 112), those frames.
     ``heat``: float32 (T, 112, 112), signed attribution to the output's logit per pixel (positive
     pushes towards WMA; logit units for integrated gradients and motion occlusion, relative for
-    Grad-CAM).
+    Grad-CAM; for the score map each pixel's non-negative share of the output, summing to 1).
     ``frame_contribution``: float32 (T,), ``heat`` summed per frame (integrated gradients: adds up
     to ``logit - baseline_logit - convergence_delta``). ``frame_importance``: float32 (T,), each
     frame's share of the positive attribution (sums to 1; zeros when none). ``baseline_logit``

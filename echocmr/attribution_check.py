@@ -22,6 +22,7 @@ and bootstraps the mean.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +178,20 @@ def localisation_case(model: LoadedModel, rng: np.random.Generator, heart, view:
                             sick.on_myocardium, sick.myocardium_area, sick.probability, healthy.probability,
                             sick.segment_probability, healthy.segment_probability, sick.others_probability,
                             healthy.others_probability, sick.seconds)
+
+
+def localisation_cases(models: dict[str, LoadedModel], n_clips: int, seed: int = 0, control: bool = True,
+                       config: AttributionConfig = AttributionConfig()) -> Iterator[LocalisationCase]:
+    """:func:`localisation_case` for ``n_clips`` synthetic patients (``seed``), the views of
+    ``models`` in turn; the same ``seed`` gives the same clips and segments whatever the method."""
+    from .config import SynthConfig
+    from .synth import generate_patients
+
+    rng = np.random.default_rng(seed)
+    views = list(models)
+    for i, patient in enumerate(generate_patients(SynthConfig(n_patients=n_clips, seed=seed))):
+        view = views[i % len(views)]
+        yield localisation_case(models[view], rng, patient.heart, view, None, config, control)
 
 
 def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:

@@ -1,8 +1,8 @@
 """A positive control for the localisation check: a view model taught single akinetic segments.
 
-The shipped model barely responds to one akinetic segment in an otherwise normal heart (the
-cohort's WMA usually spans a territory), so a map of its output has little to point at. To ask
-whether an attribution *method* can point at a still wall at all, this fine-tunes a copy of a view
+The shipped model's WMA output barely moves with one akinetic segment in an otherwise normal heart
+(the cohort's WMA usually spans a territory). To ask how each attribution *method* behaves once a
+model does respond to a still wall, this fine-tunes a copy of a view
 model on renderer-made clips of one view where half the hearts have exactly one akinetic segment
 (the view shows it) and half none, supervising ``wma_view`` and the per-segment outputs
 ``wma_seg1..17`` of the segments the view shows — the single-segment task the check poses.

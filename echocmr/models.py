@@ -1,4 +1,4 @@
-"""Video models: the paper's R(2+1)D-18, a compact R(2+1)D for CPUs, the view classifier, losses.
+"""Video models: the paper's R(2+1)D-18, a compact R(2+1)D for CPUs, outputs pooled from a score map, losses.
 
 Input contract for every model here: float32 tensor (B, 3, T, 112, 112), grey frames already
 normalised by the dataset's pixel mean/std. The dataset and the inference helpers keep clips as

@@ -39,42 +39,14 @@ def test_localisation_bench_prints_its_ratio_last(capsys):
 @pytest.mark.slow
 def test_localisation_bench_positive_control_scores_each_method_on_the_taught_copy(capsys):
     args = ["--clips", "1", "--steps", "1", "--views", "A2C", "--positive-control", "--control-clips", "2",
-            "--control-epochs", "1", "--methods", "grad-cam,integrated-gradients"]
+            "--control-epochs", "1", "--methods", "score-map,integrated-gradients"]
     assert _load("attribution_localisation").main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("positive control A2C: epoch 1/1 loss ")
     headers = [line for line in lines if line.startswith("bundle: ")]
     assert len(headers) == 2 and all("(positive control: fine-tuned copies)" in h and "views A2C" in h for h in headers)
-    assert "grad-cam" in headers[0] and "integrated-gradients" in headers[1]
+    assert "score-map" in headers[0] and "integrated-gradients" in headers[1]
     assert re.fullmatch(r"ratio: -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]|ratio: nan \[nan, nan\]", lines[-1]), lines[-1]
-
-
-@pytest.mark.slow
-def test_score_map_bench_teaches_the_head_and_prints_its_ratio_last(capsys):
-    args = ["--clips", "1", "--control-clips", "2", "--control-epochs", "1"]
-    assert _load("attribution_score_map").main(args) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("score-map head A2C: epoch 1/1 loss ")
-    assert any(line.startswith("paired difference, akinetic minus control: ") for line in lines)
-    assert re.fullmatch(r"ratio: -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]|ratio: nan \[nan, nan\]", lines[-1]), lines[-1]
-
-
-def test_score_map_weights_are_the_pooled_logits_shares():
-    import torch
-
-    bench = _load("attribution_score_map")
-    from echocmr.model_runner import load_view_model
-
-    base = load_view_model(BENCH.parent / "checkpoints" / "default" / "A2C")
-    model = bench.build(base, sharpness=4.0).eval()
-    x = torch.randn(1, 3, 16, 112, 112)
-    with torch.no_grad():
-        scores, logit, weights = model.scores(x), model(x), model.weights(x)
-    assert scores.shape == (1, 4, 14, 14) and weights.shape == (16, 112, 112)
-    expected = torch.log(torch.exp(4.0 * scores).mean()) / 4.0  # log-mean-exp pooling
-    assert torch.allclose(logit, expected.reshape(1), atol=1e-5)
-    # each place's share of the pool, spread over its pixels: non-negative, about 1 in all (edges aside)
-    assert weights.min() >= 0 and abs(float(weights.mean()) * scores.numel() - 1.0) < 0.1
 
 
 def test_localisation_bench_refuses_an_unknown_method_before_any_work():

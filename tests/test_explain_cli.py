@@ -13,10 +13,10 @@ from echocmr.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "checkpoints" / "default" / "examples" / "study1"
 
-pytestmark = pytest.mark.slow  # one study prediction + one integrated-gradients pass on CPU
+pytestmark = pytest.mark.slow  # one study prediction + one attribution pass on CPU (auto: the score map)
 
 
-@pytest.mark.parametrize("method", ["integrated-gradients", "grad-cam"])
+@pytest.mark.parametrize("method", ["auto", "integrated-gradients", "grad-cam"])
 def test_predict_explain_writes_png_and_webm(tmp_path, capsys, method):
     files = sorted(STUDY.glob("*.dcm"))[:1]
     assert files, "the shipped bundle's example study is missing"

@@ -134,7 +134,7 @@ def test_sigterm_stops_gracefully_and_the_run_resumes(prepared, tmp_path, capsys
     before = (run / "status.json").read_bytes()
     assert cli_main(["train", "--resume", str(run), "--lr", "0.1", "--width", "8"]) == 2
     err = capsys.readouterr().err
-    assert "--lr, --arch/--width/--frames cannot change when resuming" in err, err
+    assert "--lr, --arch/--width/--frames/--map-outputs cannot change when resuming" in err, err
     assert (run / "status.json").read_bytes() == before
     assert cli_main(["train", "--resume", str(run), "--epochs", str(status["epoch"] + 1)]) == 0
     assert _status(run)["state"] == "finished"

@@ -50,7 +50,7 @@ def explain_control(clip, bundle_path: str, synthetic: bool) -> None:
     video, curve = st.columns(2)
     with video:
         st.video(webm, format="video/webm", loop=True, autoplay=True, muted=True)
-        st.caption("Bright colour: pixels that pushed the WMA output up (positive attribution), "
+        st.caption("Bright colour: where the evidence for WMA lies (positive attribution), "
                    "over the model window's frames.")
     with curve:
         layout.show_figure(importance_figure(attribution), f"wma-attribution-{clip.index + 1}", html_download=False)
