@@ -32,18 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from echocmr.attribution_check import bootstrap_mean, localisation_cases  # noqa: E402
 from echocmr.attribution_control import PositiveControlConfig, train_positive_control  # noqa: E402
-from echocmr.bundle import active_bundle_dir  # noqa: E402
+from echocmr.bundle import active_bundle_dir, load_bundle  # noqa: E402
 from echocmr.config import ATTRIBUTION_METHODS, AttributionConfig  # noqa: E402
-from echocmr.model_runner import load_view_model  # noqa: E402
 
 VIEWS = ("A4C", "A2C", "PLAX")
-
-
-def load_models(bundle: Path, views: tuple[str, ...]) -> dict:
-    import json
-
-    stems = json.loads((bundle / "bundle.json").read_text())["views"]
-    return {v: load_view_model(bundle / stems[v]) for v in views if v in stems}
 
 
 def run(models: dict, n_clips: int, seed: int, control: bool, config: AttributionConfig) -> list:
@@ -110,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         AttributionConfig(method=method)  # refuses an unknown one before any work
     bundle = args.model or active_bundle_dir()
-    models = load_models(bundle, tuple(v.strip() for v in args.views.split(",") if v.strip()))
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
+    loaded = load_bundle(str(bundle)).view_models
+    models = {v: loaded[v] for v in views if v in loaded}
     if args.positive_control:
         models = {v: train_positive_control(m, PositiveControlConfig(view=v, n_clips=args.control_clips,
                                                                      epochs=args.control_epochs))

@@ -193,8 +193,9 @@ def _score_map(module: nn.Module, k: int, x: torch.Tensor) -> np.ndarray:
         scores, _ = module.maps(x.expand(-1, 3, -1, -1, -1))
         weights = map_weights(scores)[:, k:k + 1]
         heat = nn.functional.interpolate(weights, size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)
-    share = heat[0, 0].double().clamp(min=0).cpu().numpy()
-    return (share / share.sum()).astype(np.float32) if share.sum() > 0 else share.astype(np.float32)
+    # Trilinear weights are a convex combination of softmax weights: positive, so the sum is too.
+    share = heat[0, 0].double().cpu().numpy()
+    return (share / share.sum()).astype(np.float32)
 
 
 def _integrated_gradients(forward: nn.Module, x: torch.Tensor, baseline: torch.Tensor,

@@ -5,7 +5,6 @@ the one akinetic segment (and its integrated gradients on the myocardium)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 
@@ -139,10 +138,9 @@ def test_bootstrap_mean_interval():
 
 @pytest.fixture(scope="module")
 def shipped_models():
-    from echocmr.model_runner import load_view_model
+    from echocmr.bundle import load_bundle
 
-    stems = json.loads((BUNDLE / "bundle.json").read_text())["views"]
-    return {v: load_view_model(BUNDLE / stems[v]) for v in ("A4C", "A2C", "PLAX")}
+    return load_bundle(str(BUNDLE)).view_models
 
 
 @pytest.fixture(scope="module")
